@@ -1,0 +1,200 @@
+"""Hydra configuration: structured schemas, composition, hashing and the stage entry point.
+
+Every stage has a primary config ``conf/<stage>.yaml`` whose defaults list starts
+with its structured schema (a dataclass in :mod:`wsss.schemas`), so a wrong type,
+an unknown key or a missing mandatory value is an error before any work starts.
+
+The same composition runs in three places: a stage run by hand
+(``python -m stages.<stage> key=value``), a stage run by Snakemake, and the
+Snakefile at DAG-build time (:func:`compose`), which hashes the composed config
+and the stage's source (:func:`stage_fingerprint`) into ``params:`` so that an
+edit of a YAML file, an override or the code reruns exactly that stage and what
+follows it.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+import importlib
+import pkgutil
+import sys
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+from wsss.errors import WsssError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONF_DIR = REPO_ROOT / "conf"
+_LOCAL_PACKAGES = ("wsss", "stages", "kernels")
+
+
+@functools.cache
+def register_schemas() -> None:
+    """Import every module of :mod:`wsss.schemas`; each stores its dataclasses in Hydra's ConfigStore."""
+    import wsss.schemas as package
+
+    for info in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"wsss.schemas.{info.name}")
+
+
+def _config_error(stage: str, exc: BaseException) -> WsssError:
+    if isinstance(exc, MissingMandatoryValue):
+        key = getattr(exc, "full_key", "") or "?"
+        return WsssError(f"config {stage}: missing value for '{key}': set it in conf/ or on the command line ({key}=...)")
+    message = str(exc).strip().splitlines()
+    head = message[0] if message else type(exc).__name__
+    cause = exc.__cause__ or exc.__context__
+    reason = str(cause).strip().splitlines()[0] if cause is not None and str(cause).strip() else ""
+    if not reason and len(message) > 1:
+        reason = message[1].strip()
+    return WsssError(f"config {stage}: {head}" + (f": {reason}" if reason else ""))
+
+
+def compose(stage: str, overrides: Sequence[str] = ()) -> DictConfig:
+    """Compose ``conf/<stage>.yaml`` with ``overrides`` exactly as the stage will see it.
+
+    Every value is resolved, so a missing mandatory value or a bad interpolation
+    raises :class:`WsssError` naming the key. The ``hydra`` node is dropped.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    register_schemas()
+    if not (CONF_DIR / f"{stage}.yaml").is_file():
+        raise WsssError(f"conf/{stage}.yaml: no such stage config")
+    try:
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+            cfg = hydra_compose(config_name=stage, overrides=list(overrides))
+        OmegaConf.resolve(cfg)
+        OmegaConf.to_container(cfg, throw_on_missing=True)
+    except WsssError:
+        raise
+    except (OmegaConfBaseException, Exception) as exc:  # Hydra raises several types
+        raise _config_error(stage, exc) from None
+    finally:
+        GlobalHydra.instance().clear()
+    return cfg
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """SHA-256 (16 hex digits) of the resolved config as sorted YAML."""
+    container = OmegaConf.to_container(cfg, resolve=True)
+    container.pop("hydra", None)  # type: ignore[union-attr]
+    text = OmegaConf.to_yaml(OmegaConf.create(container), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _module_file(module: str) -> Path | None:
+    parts = module.split(".")
+    if parts[0] not in _LOCAL_PACKAGES:
+        return None
+    base = REPO_ROOT.joinpath(*parts)
+    if (base / "__init__.py").is_file():
+        return base / "__init__.py"
+    if base.with_suffix(".py").is_file():
+        return base.with_suffix(".py")
+    return None
+
+
+def _imports_of(path: Path, module: str) -> Iterable[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base_parts = package.split(".")
+                base = ".".join(base_parts[: len(base_parts) - node.level + 1])
+                target = f"{base}.{node.module}" if node.module else base
+            else:
+                target = node.module or ""
+            yield target
+            for alias in node.names:
+                yield f"{target}.{alias.name}"
+
+
+def source_closure(module: str) -> list[Path]:
+    """Files of ``module`` and every project module it imports, transitively (static ``import`` analysis).
+
+    Kernel C++/CUDA sources are included when any ``kernels`` module is.
+    """
+    seen: dict[str, Path] = {}
+    stack = [module]
+    while stack:
+        name = stack.pop()
+        # a dotted name may be a module or an attribute of one: walk up until a file is found
+        probe = name
+        path = None
+        while probe and path is None:
+            path = _module_file(probe)
+            if path is None:
+                probe = probe.rpartition(".")[0]
+        if path is None or probe in seen:
+            continue
+        seen[probe] = path
+        parent = probe.rpartition(".")[0]
+        while parent:  # package __init__ files run on import too
+            stack.append(parent)
+            parent = parent.rpartition(".")[0]
+        stack.extend(_imports_of(path, probe))
+    files = set(seen.values())
+    if any(name.split(".")[0] == "kernels" for name in seen):
+        csrc = REPO_ROOT / "kernels" / "csrc"
+        files.update(p for p in csrc.glob("*") if p.suffix in {".cpp", ".cu", ".h", ".cuh"})
+    return sorted(files)
+
+
+@functools.cache
+def source_hash(module: str) -> str:
+    """SHA-256 (16 hex digits) over the contents of :func:`source_closure` of ``module``."""
+    digest = hashlib.sha256()
+    for path in source_closure(module):
+        digest.update(str(path.relative_to(REPO_ROOT)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def stage_fingerprint(stage: str, overrides: Sequence[str] = ()) -> str:
+    """``<config hash>-<source hash>`` of a stage: changes exactly when its output may change."""
+    return f"{config_hash(compose(stage, overrides))}-{source_hash(f'stages.{stage}')}"
+
+
+def stage_main(config_name: str) -> Callable[[Callable[[DictConfig], None]], Callable[[], None]]:
+    """Decorator turning ``fn(cfg)`` into a Hydra CLI entry point for ``conf/<config_name>.yaml``.
+
+    A :class:`WsssError` raised by the stage prints ``error: <message>`` (one line)
+    to stderr and exits with status 1.
+    """
+
+    def decorate(fn: Callable[[DictConfig], None]) -> Callable[[], None]:
+        def task(cfg: DictConfig) -> None:
+            try:
+                OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+            except OmegaConfBaseException as exc:
+                print(f"error: {_config_error(config_name, exc)}", file=sys.stderr, flush=True)
+                sys.exit(1)
+            try:
+                fn(cfg)
+            except WsssError as exc:
+                print(f"error: {exc}", file=sys.stderr, flush=True)
+                sys.exit(1)
+
+        @functools.wraps(fn)
+        def main() -> None:
+            import hydra
+
+            register_schemas()
+            hydra.main(version_base=None, config_path=str(CONF_DIR), config_name=config_name)(task)()
+
+        return main
+
+    return decorate

@@ -1,0 +1,139 @@
+"""Artifact I/O: every write goes to a temporary name in the same folder, then
+an atomic rename, so a killed stage never leaves a half-written file.
+
+Label maps are VOC palette PNGs (values 0..20, 255 = ignore); score maps are
+``.npy`` arrays; metrics and small records are JSON.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+from PIL import Image
+
+from wsss.errors import WsssError
+
+IGNORE_INDEX = 255
+
+
+def voc_palette() -> list[int]:
+    """The PASCAL VOC colour map as a flat 768-long ``[r, g, b, ...]`` list (index 255 = (224, 224, 192))."""
+    palette = []
+    for index in range(256):
+        r = g = b = 0
+        c = index
+        for bit in range(8):
+            r |= ((c >> 0) & 1) << (7 - bit)
+            g |= ((c >> 1) & 1) << (7 - bit)
+            b |= ((c >> 2) & 1) << (7 - bit)
+            c >>= 3
+        palette.extend((r, g, b))
+    return palette
+
+
+_PALETTE = voc_palette()
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
+
+    The temporary keeps ``path``'s suffix so writers that pick a format by
+    extension (PIL, numpy) behave. On an exception the temporary is removed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def save_label_png(path: str | os.PathLike, label: np.ndarray) -> None:
+    """Write an ``H×W`` integer label map (0..20 or 255) as a VOC palette PNG."""
+    label = np.asarray(label)
+    if label.ndim != 2:
+        raise ValueError(f"{path}: label map must be 2-D, got shape {label.shape}")
+    if label.size and (label.min() < 0 or label.max() > 255):
+        raise ValueError(f"{path}: label values must lie in 0..255")
+    image = Image.fromarray(label.astype(np.uint8), mode="P")
+    image.putpalette(_PALETTE)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
+
+
+def load_label_png(path: str | os.PathLike) -> np.ndarray:
+    """Read a label PNG (palette or greyscale) as an ``H×W`` uint8 array of indices."""
+    try:
+        with Image.open(path) as image:
+            if image.mode not in ("P", "L"):
+                raise WsssError(f"{path}: label PNG must be palette (P) or greyscale (L), got mode {image.mode}")
+            return np.array(image, dtype=np.uint8)
+    except FileNotFoundError:
+        raise WsssError(f"{path}: file not found") from None
+    except (OSError, SyntaxError) as exc:
+        raise WsssError(f"{path}: unreadable PNG ({exc})") from None
+
+
+def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Write one array as ``.npy`` atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, np.asarray(array), allow_pickle=False)
+
+
+def load_npy(path: str | os.PathLike) -> np.ndarray:
+    """Read a ``.npy`` array written by :func:`save_npy` (no pickles)."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise WsssError(f"{path}: file not found") from None
+    except ValueError as exc:
+        raise WsssError(f"{path}: unreadable .npy ({exc})") from None
+
+
+def save_json(path: str | os.PathLike, record: Any) -> None:
+    """Write ``record`` as indented JSON atomically (NaN written as null)."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, float) and value != value:
+            return None
+        if isinstance(value, dict):
+            return {str(k): clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        if isinstance(value, np.generic):
+            return clean(value.item())
+        return value
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(clean(record), indent=2, sort_keys=False) + "\n")
+
+
+def load_json(path: str | os.PathLike) -> Any:
+    """Read JSON, turning a missing or malformed file into a one-line :class:`WsssError`."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise WsssError(f"{path}: file not found") from None
+    except json.JSONDecodeError as exc:
+        raise WsssError(f"{path}: malformed JSON (line {exc.lineno}: {exc.msg})") from None
+
+
+def save_torch(path: str | os.PathLike, obj: Any) -> None:
+    """``torch.save`` through a temporary name."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
