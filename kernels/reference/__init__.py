@@ -1,0 +1,1 @@
+"""Plain PyTorch float64 references of every kernel op, used by the tests and benchmarks."""
