@@ -1,0 +1,35 @@
+"""Stage f: dense-CRF refinement of propagated scores."""
+
+from pathlib import Path
+
+import numpy as np
+
+from wsss.config import stage_main
+from wsss.crf import CRFParams, crf_from_probs
+from wsss.data import open_dataset
+from wsss.io import load_npy, save_npy
+from wsss.pipeline import LabelStageOutput, load_keys, prepare, require_dir
+from wsss.progress import Progress
+
+
+@stage_main("refine_crf")
+def main(cfg) -> None:
+    prepare(cfg)
+    dataset = open_dataset(cfg.dataset, cfg.split)
+    scores_dir = require_dir(Path(cfg.scores_dir) / "scores", "propagated scores")
+    keys_of = load_keys(require_dir(cfg.cam_dir, "CAM folder"))
+    crf = CRFParams(**cfg.crf)
+    out = Path(cfg.out_dir)
+    output = LabelStageOutput(out, dataset, {"stage": "crf", "crf": True})
+    for image_id in Progress(dataset.ids, desc="refine_crf", unit="images"):
+        image = dataset.load_image(image_id)
+        scores = load_npy(scores_dir / f"{image_id}.npy").astype(np.float32)
+        refined = crf_from_probs(image, scores, crf)
+        save_npy(out / "scores" / f"{image_id}.npy", refined.astype(np.float16))
+        lookup = np.concatenate([[0], keys_of[image_id]]).astype(np.uint8)
+        output.add(image_id, lookup[refined.argmax(axis=0)])
+    output.finish()
+
+
+if __name__ == "__main__":
+    main()

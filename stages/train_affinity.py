@@ -1,0 +1,34 @@
+"""Stage d: train AffinityNet on seed pairs → ``<out_dir>/model.pt``."""
+
+import torch
+from omegaconf import OmegaConf
+
+from wsss.affinity import AffinityTrainConfig, train_affinity
+from wsss.config import config_hash, stage_main
+from wsss.data import open_dataset
+from wsss.io import save_json, save_torch
+from wsss.pipeline import prepare, require_dir
+from wsss.training import Checkpointer
+
+
+@stage_main("train_affinity")
+def main(cfg) -> None:
+    device = prepare(cfg)
+    dataset = open_dataset(cfg.dataset, cfg.split)
+    seeds_dir = require_dir(cfg.seeds_dir, "seeds folder")
+    classifier = torch.load(require_dir(cfg.classifier_dir, "classifier") / "model.pt", map_location="cpu", weights_only=False)
+    backbone = classifier["config"]["backbone"]
+    settings = AffinityTrainConfig(arch=backbone["arch"], output_stride=backbone["output_stride"],
+                                   **cfg.model, **OmegaConf.to_container(cfg.train))
+    state = classifier["state_dict"] if cfg.init_from_classifier else None
+    checkpointer = Checkpointer(cfg.work_dir, config_hash(cfg))
+    model, history = train_affinity(dataset, seeds_dir, state, settings, cfg.seed, device, checkpointer)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    save_torch(f"{cfg.out_dir}/model.pt", {"state_dict": model.state_dict(), "config": config,
+                                           "arch": backbone["arch"], "output_stride": backbone["output_stride"]})
+    save_json(f"{cfg.out_dir}/history.json", history)
+    checkpointer.clear()
+
+
+if __name__ == "__main__":
+    main()

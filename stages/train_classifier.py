@@ -1,0 +1,27 @@
+"""Stage a: train the CAM classifier on image-level labels → ``<out_dir>/model.pt``."""
+
+from omegaconf import OmegaConf
+
+from wsss.classification import ClassifierTrainConfig, train_classifier
+from wsss.config import config_hash, stage_main
+from wsss.data import open_dataset
+from wsss.io import save_json, save_torch
+from wsss.pipeline import prepare
+from wsss.training import Checkpointer
+
+
+@stage_main("train_classifier")
+def main(cfg) -> None:
+    device = prepare(cfg)
+    dataset = open_dataset(cfg.dataset, cfg.dataset.train_split)
+    settings = ClassifierTrainConfig(**cfg.backbone, **OmegaConf.to_container(cfg.train))
+    checkpointer = Checkpointer(cfg.work_dir, config_hash(cfg))
+    model, history = train_classifier(dataset, settings, cfg.seed, device, checkpointer)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    save_torch(f"{cfg.out_dir}/model.pt", {"state_dict": model.state_dict(), "config": config})
+    save_json(f"{cfg.out_dir}/history.json", history)
+    checkpointer.clear()
+
+
+if __name__ == "__main__":
+    main()

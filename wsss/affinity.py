@@ -1,0 +1,191 @@
+"""Affinity labels from seeds, PSA's affinity loss, and AffinityNet training."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from wsss.data.transforms import normalize, random_crop, resize_long
+from wsss.models.affinity import AffinityNet
+from wsss.progress import Progress
+from wsss.training import Checkpointer, PolySGD
+
+IGNORE = 255
+
+
+def downsample_labels(label: np.ndarray, stride: int) -> np.ndarray:
+    """Nearest-neighbour label at ``stride`` (IRN): ``(H,W)`` → ``(ceil(H/s), ceil(W/s))``, cell centres sampled."""
+    height, width = label.shape
+    rows = np.minimum(np.arange(0, height, stride) + stride // 2, height - 1)
+    cols = np.minimum(np.arange(0, width, stride) + stride // 2, width - 1)
+    return label[np.ix_(rows, cols)]
+
+
+def pair_labels(label: torch.Tensor, radius: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """PSA's affinity targets for every pair ``(i, i + offset_d)`` of :func:`kernels.direction_offsets`.
+
+    ``label``: ``(B,h,w)`` int with 255 = unknown. Returns boolean ``(B,D,h,w)``
+    masks ``bg_pos`` (both background), ``fg_pos`` (same foreground class) and
+    ``neg`` (different classes); pairs with an unknown end or leaving the map are
+    in none of them.
+    """
+    from kernels import direction_offsets
+
+    batch, height, width = label.shape
+    padded = F.pad(label, (radius, radius, 0, radius), value=IGNORE)
+    sources, targets = [], []
+    for dy, dx in direction_offsets(radius):
+        sources.append(label)
+        targets.append(padded[:, dy : dy + height, radius + dx : radius + dx + width])
+    source = torch.stack(sources, dim=1)
+    target = torch.stack(targets, dim=1)
+    valid = (source != IGNORE) & (target != IGNORE)
+    same = source == target
+    bg_pos = valid & same & (source == 0)
+    fg_pos = valid & same & (source != 0)
+    neg = valid & ~same
+    return bg_pos, fg_pos, neg
+
+
+def affinity_loss(affinity: torch.Tensor, bg_pos: torch.Tensor, fg_pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+    """PSA's loss ``¼·L_bg+ + ¼·L_fg+ + ½·L_neg`` on affinities ``(B,D,h,w)`` in [0, 1].
+
+    ``L_+ = Σ −log(a + 1e-5) / Σ y`` over positives, ``L_neg = Σ −log(1 + 1e-5 − a) / Σ y``
+    over negatives; an empty set contributes 0.
+    """
+
+    def mean_over(mask: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        count = mask.sum()
+        return (values * mask).sum() / count.clamp(min=1)
+
+    loss_bg = mean_over(bg_pos, -torch.log(affinity + 1e-5))
+    loss_fg = mean_over(fg_pos, -torch.log(affinity + 1e-5))
+    loss_neg = mean_over(neg, -torch.log(1.0 + 1e-5 - affinity))
+    return 0.25 * loss_bg + 0.25 * loss_fg + 0.5 * loss_neg
+
+
+class SeedCropDataset(Dataset):
+    """``(image (3,crop,crop), label (crop/s, crop/s) int64)`` samples: seeds downsampled to the feature stride."""
+
+    def __init__(self, dataset, seeds_dir, crop: int, resize_range: tuple[int, int], stride: int, seed: int) -> None:
+        from pathlib import Path
+
+        self.dataset = dataset
+        self.ids = list(dataset.ids)
+        self.seeds_dir = Path(seeds_dir)
+        self.crop, self.resize_range, self.stride, self.seed = crop, resize_range, stride, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int):
+        from wsss.io import load_label_png
+
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        image_id = self.ids[index]
+        image = self.dataset.load_image(image_id)
+        seeds = load_label_png(self.seeds_dir / f"{image_id}.png")
+        image, seeds = resize_long(image, int(rng.integers(self.resize_range[0], self.resize_range[1] + 1)), seeds)
+        if rng.random() < 0.5:
+            image, seeds = image[:, ::-1], seeds[:, ::-1]
+        image, seeds, _ = random_crop(image, self.crop, rng, seeds)
+        return torch.from_numpy(normalize(image)), torch.from_numpy(downsample_labels(seeds, self.stride).astype(np.int64))
+
+
+@dataclass
+class AffinityTrainConfig:
+    arch: str
+    output_stride: int
+    feature_dim: int
+    stride: int
+    radius: int
+    epochs: int
+    batch_size: int
+    lr: float
+    head_lr_mult: float
+    momentum: float
+    weight_decay: float
+    crop: int
+    resize_long: tuple[int, int]
+
+
+def train_affinity(
+    dataset, seeds_dir, classifier_state: dict | None, settings: AffinityTrainConfig, seed: int,
+    device: torch.device, checkpointer: Checkpointer | None = None,
+) -> tuple[AffinityNet, list[dict]]:
+    """Train an :class:`AffinityNet` on pairs drawn from the seed PNGs in ``seeds_dir``.
+
+    The trunk starts from ``classifier_state`` (a CAMClassifier state dict) when given.
+    Returns the model (eval, CPU) and per-epoch history.
+    """
+    from kernels import pair_affinity_from_features
+
+    torch.manual_seed(seed)
+    model = AffinityNet(settings.arch, settings.output_stride, settings.feature_dim, settings.stride)
+    if classifier_state is not None:
+        model.load_trunk_from(classifier_state)
+    model.to(device)
+    samples = SeedCropDataset(dataset, seeds_dir, settings.crop, tuple(settings.resize_long), settings.stride, seed)
+    generator = torch.Generator().manual_seed(seed)
+    loader = DataLoader(samples, batch_size=settings.batch_size, shuffle=True, drop_last=len(samples) > settings.batch_size,
+                        generator=generator, num_workers=0)
+    total_steps = settings.epochs * len(loader)
+    trunk, heads = model.param_groups()
+    optimizer = PolySGD([(trunk, 1.0), (heads, settings.head_lr_mult)], settings.lr, total_steps,
+                        settings.momentum, settings.weight_decay)
+    history: list[dict] = []
+    start_epoch = 0
+    state = checkpointer.load() if checkpointer else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        history, start_epoch = state["history"], state["epoch"]
+    progress = Progress(total=total_steps, desc="train_affinity", unit="batches")
+    progress.count = start_epoch * len(loader)
+    for epoch in range(start_epoch, settings.epochs):
+        samples.epoch = epoch
+        model.train()
+        loss_sum, batches = 0.0, 0
+        for images, labels in loader:
+            images, labels = images.to(device), labels.to(device)
+            features = model(images)
+            affinity = pair_affinity_from_features(features, settings.radius)
+            bg_pos, fg_pos, neg = pair_labels(labels, settings.radius)
+            loss = affinity_loss(affinity, bg_pos, fg_pos, neg)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.item()
+            batches += 1
+            progress.update(postfix=f"epoch {epoch + 1}/{settings.epochs} loss {loss.item():.4f}")
+        history.append({"epoch": epoch + 1, "loss": loss_sum / max(batches, 1)})
+        if checkpointer:
+            checkpointer.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                               "generator": generator.get_state(), "history": history, "epoch": epoch + 1})
+    progress.close()
+    model.eval()
+    return model.cpu(), history
+
+
+@torch.no_grad()
+def infer_affinity(model: AffinityNet, image: np.ndarray, radius: int, device: torch.device | str = "cpu",
+                   flip: bool = True) -> torch.Tensor:
+    """Affinities ``(1, D, ceil(H/s), ceil(W/s))`` of one ``(H,W,3)`` uint8 image (features averaged with the h-flip)."""
+    from kernels import pair_affinity_from_features
+
+    tensor = torch.from_numpy(normalize(image))[None].to(device)
+    stride = model.stride
+    pad_h, pad_w = (-tensor.shape[-2]) % stride, (-tensor.shape[-1]) % stride
+    if pad_h or pad_w:  # so that the flipped grid of cells lines up with the original one
+        tensor = F.pad(tensor, (0, pad_w, 0, pad_h), mode="replicate")
+    features = model(tensor)
+    if flip:
+        features = 0.5 * (features + model(tensor.flip(-1)).flip(-1))
+    return pair_affinity_from_features(features, radius)

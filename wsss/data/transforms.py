@@ -1,0 +1,68 @@
+"""Image/label transforms for training and inference (NumPy in, NumPy out)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+def normalize(image: np.ndarray) -> np.ndarray:
+    """``(H,W,3)`` uint8 RGB → ``(3,H,W)`` float32 ImageNet-normalised."""
+    scaled = image.astype(np.float32) / 255.0
+    return ((scaled - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1).copy()
+
+
+def to_batch(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """``(H,W,3)`` uint8 → ``(1,3,H,W)`` normalised tensor."""
+    return torch.from_numpy(normalize(image))[None].to(device)
+
+
+def resize_long(image: np.ndarray, long_side: int, label: np.ndarray | None = None):
+    """Resize so the longer side is ``long_side`` (bilinear image, nearest label)."""
+    height, width = image.shape[:2]
+    scale = long_side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+    if label is not None:
+        label = cv2.resize(label, size, interpolation=cv2.INTER_NEAREST)
+    return image, label
+
+
+def random_crop(
+    image: np.ndarray, crop: int, rng: np.random.Generator, label: np.ndarray | None = None, ignore: int = 255
+):
+    """Random ``crop×crop`` window; smaller inputs are padded (image with the mean colour, label with ``ignore``).
+
+    Returns ``(image, label, valid)`` where ``valid`` (crop×crop bool) marks real pixels.
+    """
+    height, width = image.shape[:2]
+    pad_h, pad_w = max(crop - height, 0), max(crop - width, 0)
+    mean_colour = (IMAGENET_MEAN * 255).round().astype(np.uint8)
+    canvas = np.empty((height + pad_h, width + pad_w, 3), dtype=np.uint8)
+    canvas[:] = mean_colour
+    top_pad, left_pad = int(rng.integers(0, pad_h + 1)), int(rng.integers(0, pad_w + 1))
+    canvas[top_pad : top_pad + height, left_pad : left_pad + width] = image
+    valid = np.zeros(canvas.shape[:2], dtype=bool)
+    valid[top_pad : top_pad + height, left_pad : left_pad + width] = True
+    if label is not None:
+        label_canvas = np.full(canvas.shape[:2], ignore, dtype=label.dtype)
+        label_canvas[top_pad : top_pad + height, left_pad : left_pad + width] = label
+        label = label_canvas
+    y0 = int(rng.integers(0, canvas.shape[0] - crop + 1))
+    x0 = int(rng.integers(0, canvas.shape[1] - crop + 1))
+    window = (slice(y0, y0 + crop), slice(x0, x0 + crop))
+    return canvas[window], (label[window] if label is not None else None), valid[window]
+
+
+def pad_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Zero-pad ``(B,C,H,W)`` at the bottom/right to multiples of ``multiple``."""
+    height, width = image.shape[-2:]
+    pad_h = (-height) % multiple
+    pad_w = (-width) % multiple
+    if pad_h or pad_w:
+        image = torch.nn.functional.pad(image, (0, pad_w, 0, pad_h))
+    return image

@@ -1,0 +1,88 @@
+"""torchvision ResNet trunks with a chosen output stride, weights from a local file only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision.models import resnet
+
+from wsss.errors import WsssError
+
+_ARCHS = {
+    "resnet10": (resnet.BasicBlock, [1, 1, 1, 1]),
+    "resnet18": (resnet.BasicBlock, [2, 2, 2, 2]),
+    "resnet34": (resnet.BasicBlock, [3, 4, 6, 3]),
+    "resnet50": (resnet.Bottleneck, [3, 4, 6, 3]),
+    "resnet101": (resnet.Bottleneck, [3, 4, 23, 3]),
+}
+
+
+def _dilate(layer: nn.Sequential, dilation: int) -> None:
+    """Turn the stride-2 entry of ``layer`` into stride 1 and dilate its 3×3 convolutions."""
+    first = layer[0]
+    for module in first.modules():
+        if isinstance(module, nn.Conv2d) and module.stride == (2, 2):
+            module.stride = (1, 1)
+    for block in layer:
+        for module in block.modules():
+            if isinstance(module, nn.Conv2d) and module.kernel_size == (3, 3):
+                module.dilation = (dilation, dilation)
+                module.padding = (dilation, dilation)
+
+
+class ResNetTrunk(nn.Module):
+    """A torchvision ResNet without pooling/fc, returning the four stage outputs.
+
+    ``output_stride`` 32, 16 or 8: the last one or two stages keep their
+    resolution and use dilated 3×3 convolutions (for BasicBlock nets too).
+
+    Input ``(B, 3, H, W)`` ImageNet-normalised; output list of
+    ``(B, C_k, H/s_k, W/s_k)`` for strides ``4, 8, 16|8, 32|16|8``.
+    """
+
+    def __init__(self, arch: str = "resnet50", output_stride: int = 16, pretrained: str = "") -> None:
+        super().__init__()
+        if arch not in _ARCHS:
+            raise WsssError(f"backbone.arch: unknown architecture '{arch}' (choose from {', '.join(_ARCHS)})")
+        if output_stride not in (8, 16, 32):
+            raise WsssError(f"backbone.output_stride: must be 8, 16 or 32, got {output_stride}")
+        block, layers = _ARCHS[arch]
+        net = resnet.ResNet(block, layers)
+        if pretrained:
+            load_imagenet_weights(net, pretrained)
+        if output_stride <= 16:
+            _dilate(net.layer4, 2 if output_stride == 16 else 4)
+        if output_stride == 8:
+            _dilate(net.layer3, 2)
+        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
+        self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
+        expansion = block.expansion
+        self.channels = [64 * expansion, 128 * expansion, 256 * expansion, 512 * expansion]
+        self.output_stride = output_stride
+
+    def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
+        feat1 = self.layer1(self.stem(image))
+        feat2 = self.layer2(feat1)
+        feat3 = self.layer3(feat2)
+        feat4 = self.layer4(feat3)
+        return [feat1, feat2, feat3, feat4]
+
+
+def load_imagenet_weights(net: nn.Module, path: str) -> None:
+    """Load a torchvision ImageNet state dict from a local file (never downloads)."""
+    file = Path(path)
+    if not file.is_file():
+        raise WsssError(f"backbone.pretrained: weights file not found: {path}")
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupted or foreign file
+        raise WsssError(f"{path}: cannot load weights ({type(exc).__name__}: {exc})") from None
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    state = {k.removeprefix("module."): v for k, v in state.items() if not k.startswith("fc.")}
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith("fc.")]
+    if missing or unexpected:
+        raise WsssError(f"{path}: weights do not match the architecture (missing {missing[:3]}, unexpected {unexpected[:3]})")

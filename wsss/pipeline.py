@@ -1,0 +1,69 @@
+"""Plumbing shared by the stage scripts: runtime set-up, scoring label maps, stage folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from wsss.errors import WsssError
+from wsss.io import load_json, save_json, save_label_png
+from wsss.metrics import SegmentationScorer
+from wsss.training import configure_threads, resolve_device, seed_everything
+
+
+def prepare(cfg) -> torch.device:
+    """Seed everything, set the CPU thread count and return the stage's device."""
+    seed_everything(int(cfg.seed))
+    configure_threads(int(cfg.num_threads))
+    return resolve_device(str(cfg.device))
+
+
+def require_dir(path: str | Path, what: str) -> Path:
+    """``path`` as a Path, or a one-line error saying which upstream output is missing."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise WsssError(f"{folder}: {what} not found (run the upstream stage first)")
+    return folder
+
+
+class LabelStageOutput:
+    """Writes a label-producing stage's per-image PNGs and, where ground truth exists, its ``metrics.json``.
+
+    Per image: ``<out_dir>/<id>.png`` (VOC palette). At :meth:`finish`:
+    ``metrics.json`` (DESIGN §4) and ``per_image.json`` (``{id: mIoU %}``, for
+    finding failures), both only when at least one image had ground truth.
+    """
+
+    def __init__(self, out_dir: str | Path, dataset, protocol: dict[str, Any]) -> None:
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.dataset = dataset
+        self.protocol = {"split": dataset.split, "gt": getattr(dataset, "gt_folder", "SegmentationClass"),
+                         "ignore_index": 255, **protocol}
+        self.scorer = SegmentationScorer()
+        self.per_image: dict[str, float] = {}
+
+    def add(self, image_id: str, label: np.ndarray) -> None:
+        save_label_png(self.out_dir / f"{image_id}.png", label)
+        if self.dataset.has_class_mask(image_id):
+            gt = self.dataset.load_class_mask(image_id)
+            self.per_image[image_id] = self.scorer.add(label, gt, name=image_id)
+
+    def finish(self) -> dict[str, Any] | None:
+        if self.scorer.n_images == 0:
+            return None
+        record = self.scorer.record(self.protocol)
+        save_json(self.out_dir / "per_image.json", self.per_image)
+        save_json(self.out_dir / "metrics.json", record)
+        print(f"[{self.protocol.get('stage', '')}] mIoU {record['miou']:.2f} over {record['n_images']} images "
+              f"(precision {record['precision']:.1f}, recall {record['recall']:.1f}, coverage {record['coverage']:.1f})",
+              flush=True)
+        return record
+
+
+def load_keys(cam_dir: str | Path) -> dict[str, np.ndarray]:
+    """The ``keys.json`` of a CAM folder: image id → class ids (1..20) of its CAM channels."""
+    return {k: np.asarray(v, dtype=np.int64) for k, v in load_json(Path(cam_dir) / "keys.json").items()}

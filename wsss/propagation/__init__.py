@@ -1,0 +1,1 @@
+"""Label propagation from seeds/CAMs: random walk (PSA/IRN); more propagators plug in here."""

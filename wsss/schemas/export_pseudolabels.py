@@ -1,0 +1,20 @@
+"""Schema of ``conf/export_pseudolabels.yaml``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from wsss.schemas.common import SupervisedStageConfig
+
+
+@dataclass
+class ExportConfig(SupervisedStageConfig):
+    #: folder of final label PNGs (by default the CRF stage's)
+    source_dir: str = MISSING
+    split: str = MISSING
+
+
+ConfigStore.instance().store(group="schema", name="export_pseudolabels", node=ExportConfig, package="_global_")

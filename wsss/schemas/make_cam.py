@@ -1,0 +1,26 @@
+"""Schema of ``conf/make_cam.yaml``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from wsss.schemas.common import StageConfig
+
+
+@dataclass
+class MakeCamConfig(StageConfig):
+    classifier_dir: str = MISSING
+    #: split whose pseudo-labels are made (VOC practice: train)
+    split: str = MISSING
+    scales: list[float] = field(default_factory=lambda: [1.0, 0.5, 1.5, 2.0])
+    flip: bool = True
+    #: stride of the low-resolution maps kept for propagation
+    low_stride: int = 4
+    #: constant background score for the CAM label maps that are scored (IRN: 0.15, PSA: 0.2)
+    bg_threshold: float = 0.15
+
+
+ConfigStore.instance().store(group="schema", name="make_cam", node=MakeCamConfig, package="_global_")

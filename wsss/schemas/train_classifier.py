@@ -1,0 +1,44 @@
+"""Schema of ``conf/train_classifier.yaml``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from wsss.schemas.common import StageConfig
+
+
+@dataclass
+class BackboneConfig:
+    """torchvision ResNet trunk; ``pretrained`` = local path to ImageNet weights ('' = from scratch)."""
+
+    arch: str = "resnet50"
+    output_stride: int = 16
+    pretrained: str = ""
+
+
+@dataclass
+class OptimConfig:
+    """SGD (real momentum) with poly decay; ``resize_long`` = [min, max] long side before cropping."""
+
+    epochs: int = 5
+    batch_size: int = 16
+    lr: float = 0.1
+    head_lr_mult: float = 10.0
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    crop: int = 512
+    resize_long: list[int] = field(default_factory=lambda: [320, 640])
+
+
+@dataclass
+class TrainClassifierConfig(StageConfig):
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    train: OptimConfig = field(default_factory=OptimConfig)
+    #: undeclared folder for resumable checkpoints
+    work_dir: str = MISSING
+
+
+ConfigStore.instance().store(group="schema", name="train_classifier", node=TrainClassifierConfig, package="_global_")

@@ -1,0 +1,1 @@
+"""Seed (confident partial label) construction, one module per supervision kind."""
