@@ -1,0 +1,101 @@
+"""Helpers the Snakefile uses to call stages: Hydra overrides per job and their fingerprints.
+
+Snakemake config keys (``--config KEY="..."``):
+
+* ``overrides``: Hydra overrides for every stage, e.g. ``"dataset.root=/data/VOC2012 seed=1"``;
+* ``<stage>`` (e.g. ``refine_crf``): overrides for that stage only, e.g. ``"crf.iterations=5"``.
+
+Each job's ``params.fingerprint`` is :func:`wsss.config.stage_fingerprint` of
+exactly the overrides its shell command passes, so a YAML edit, an override or a
+change of the stage's code reruns that job and everything downstream; nothing
+upstream. A bad override fails while Snakemake builds the DAG (``snakemake -n``).
+"""
+
+from __future__ import annotations
+
+import functools
+import shlex
+from pathlib import Path
+from typing import Callable, Mapping
+
+from wsss.config import CONF_DIR, stage_fingerprint
+from wsss.errors import WsssError
+
+GLOBAL_KEY = "overrides"
+
+
+def known_stages() -> list[str]:
+    return sorted(p.stem for p in CONF_DIR.glob("*.yaml") if p.stem != "common")
+
+
+def check_snakemake_config(config: Mapping) -> None:
+    """Reject unknown Snakemake config keys (typos) with a one-line message."""
+    allowed = set(known_stages()) | {GLOBAL_KEY}
+    unknown = sorted(set(config) - allowed)
+    if unknown:
+        raise WsssError(f"snakemake --config: unknown key(s) {', '.join(unknown)}; use '{GLOBAL_KEY}' or a stage name "
+                        f"({', '.join(known_stages())})")
+
+
+def _split(value) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    return shlex.split(str(value))
+
+
+def stage_overrides(stage: str, wildcards: Mapping[str, str], dirs: Mapping[str, str], output_dir: str,
+                    config: Mapping) -> list[str]:
+    """The Hydra overrides of one job: dataset/supervision from the wildcards, upstream folders,
+    ``out_dir``, then the user's global and per-stage overrides (later ones win)."""
+    overrides = []
+    if "dataset" in wildcards:
+        overrides.append(f"dataset={wildcards['dataset']}")
+    if "supervision" in wildcards:
+        overrides.append(f"supervision={wildcards['supervision']}")
+    overrides += [f"{key}={value}" for key, value in dirs.items()]
+    overrides.append(f"out_dir={output_dir}")
+    overrides += _split(config.get(GLOBAL_KEY))
+    overrides += _split(config.get(stage))
+    return overrides
+
+
+@functools.lru_cache(maxsize=None)
+def _fingerprint(stage: str, overrides: tuple[str, ...]) -> str:
+    return stage_fingerprint(stage, overrides)
+
+
+class StageCall:
+    """``params`` functions for one rule: ``hydra`` (the shell arguments) and ``fingerprint``.
+
+    ``dirs`` maps a stage config key to the name of the rule input that holds it,
+    e.g. ``StageCall("make_cam", config, classifier_dir="classifier")``.
+    """
+
+    def __init__(self, stage: str, config: Mapping, **dirs: str) -> None:
+        self.stage = stage
+        self.config = config
+        self.dirs = dirs
+
+    def overrides(self, wildcards, input, output) -> list[str]:
+        dirs = {key: str(getattr(input, name)) for key, name in self.dirs.items()}
+        return stage_overrides(self.stage, dict(wildcards.items()), dirs, str(output[0]), self.config)
+
+    @property
+    def hydra(self) -> Callable:
+        return lambda wildcards, input, output: shlex.join(self.overrides(wildcards, input, output))
+
+    @property
+    def fingerprint(self) -> Callable:
+        return lambda wildcards, input, output: _fingerprint(self.stage, tuple(self.overrides(wildcards, input, output)))
+
+
+def dataset_inputs(wildcards) -> list[str]:
+    """Rule inputs for a dataset: the generated ``data/minivoc`` folder; external roots are checked by the stages."""
+    return ["data/minivoc"] if wildcards.dataset == "minivoc" else []
+
+
+def kernel_sources() -> list[str]:
+    root = Path(__file__).resolve().parent.parent
+    return sorted(str(p.relative_to(root)) for p in (root / "kernels" / "csrc").glob("*") if p.suffix in {".cpp", ".cu", ".h", ".cuh"})
