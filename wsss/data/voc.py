@@ -140,6 +140,9 @@ class VOCDataset:
         self.gt_folder = gt_folder
         self.annotations = annotations
         self.object_folder = object_folder
+        #: class names by id (0 background .. 20) and their count, as :class:`~wsss.data.coco.COCODataset` has them
+        self.class_names: tuple[str, ...] = VOC_CLASSES
+        self.num_classes: int = NUM_CLASSES
         self.split_file = self._find_split_file(split)
         self.ids: list[str] = read_split_file(self.split_file)
 

@@ -17,7 +17,11 @@ class PathsConfig:
 
 @dataclass
 class DatasetConfig:
-    """A dataset: ``kind`` picks the reader (``voc`` layout folder or ``coco`` json)."""
+    """A dataset: ``kind`` picks the reader (``voc`` layout folder or ``coco`` json); see :func:`wsss.data.open_dataset`.
+
+    ``root`` is relative to the repo root unless absolute. ``gt_folder`` and
+    ``object_folder`` apply to ``voc``; ``annotation_file`` and ``image_folder`` to ``coco``.
+    """
 
     name: str = MISSING
     kind: str = "voc"
@@ -27,6 +31,12 @@ class DatasetConfig:
     #: where semantic ground truth for scoring lives (``SegmentationClass`` or SBD's ``SegmentationClassAug``)
     gt_folder: str = "SegmentationClass"
     num_classes: int = 21
+    #: VOC layout: folder of instance masks (``SegmentationObject``; BESTIE's SBD copy: ``SegmentationObjectAug``)
+    object_folder: str = "SegmentationObject"
+    #: COCO: instances json relative to ``root`` (``{split}`` is replaced by the split name)
+    annotation_file: str = "annotations/instances_{split}.json"
+    #: COCO: folder relative to ``root`` that the json's ``file_name`` values are relative to
+    image_folder: str = "{split}"
 
 
 @dataclass
