@@ -226,3 +226,227 @@ class SegmentationScorer:
             "n_images": self.n_images,
             "protocol": dict(protocol),
         }
+
+
+# ----------------------------------------------------------------------------------------------
+# Instance segmentation: VOC mAP_r (chainercv conventions) and COCO AP (pycocotools)
+# ----------------------------------------------------------------------------------------------
+def mask_iou(masks_a: np.ndarray, masks_b: np.ndarray) -> np.ndarray:
+    """IoU ``(N, K)`` between boolean masks ``(N, H, W)`` and ``(K, H, W)`` (0 where both are empty)."""
+    a = np.asarray(masks_a, dtype=bool).reshape(len(masks_a), -1).astype(np.float64)
+    b = np.asarray(masks_b, dtype=bool).reshape(len(masks_b), -1).astype(np.float64)
+    intersection = a @ b.T
+    union = a.sum(axis=1)[:, None] + b.sum(axis=1)[None, :] - intersection
+    out = np.zeros_like(intersection)
+    np.divide(intersection, union, out=out, where=union > 0)
+    return out
+
+
+def _rank(scores: np.ndarray) -> np.ndarray:
+    """Indices by decreasing score; equal scores: the later entry first (``argsort(kind="stable")[::-1]``).
+
+    This is chainercv's ``argsort()[::-1]`` whenever numpy's default sort is
+    stable (it is for short arrays), and deterministic for every length. As
+    chainercv ranks twice (per image, then all images of a class), detections
+    with equal scores end up ranked: the later image's first, and within one
+    image in their given order.
+    """
+    return np.argsort(scores, kind="stable")[::-1]
+
+
+def calc_instance_segmentation_voc_prec_rec(
+    pred_masks: Sequence[np.ndarray],
+    pred_labels: Sequence[np.ndarray],
+    pred_scores: Sequence[np.ndarray],
+    gt_masks: Sequence[np.ndarray],
+    gt_labels: Sequence[np.ndarray],
+    gt_difficults: Sequence[np.ndarray] | None = None,
+    iou_thresh: float = 0.5,
+) -> tuple[list[np.ndarray | None], list[np.ndarray | None]]:
+    """Per-class precision and recall curves, PASCAL VOC style (as chainercv's function of this name).
+
+    Per image and class, detections are taken by decreasing score; each is
+    matched to the ground-truth mask it overlaps most; when that IoU is below
+    ``iou_thresh`` it is a false positive; when that mask is already taken it is
+    a false positive too (a duplicate; no second-best ground truth is tried); a
+    match with a difficult mask counts neither way. Returns lists indexed by
+    label value (``0..max label``) holding ``None`` for a label never seen
+    (precision) or with no non-difficult ground truth (recall).
+    """
+    n_images = len(gt_masks)
+    lengths = {len(pred_masks), len(pred_labels), len(pred_scores), len(gt_labels)}
+    if gt_difficults is not None:
+        lengths.add(len(gt_difficults))
+    if lengths != {n_images}:
+        raise ValueError("all inputs must hold one entry per image")
+    n_pos: dict[int, int] = {}
+    score: dict[int, list[float]] = {}
+    match: dict[int, list[int]] = {}
+    for i in range(n_images):
+        p_masks = np.asarray(pred_masks[i], dtype=bool)
+        p_labels = np.asarray(pred_labels[i], dtype=np.int64).reshape(-1)
+        p_scores = np.asarray(pred_scores[i], dtype=np.float64).reshape(-1)
+        g_masks = np.asarray(gt_masks[i], dtype=bool)
+        g_labels = np.asarray(gt_labels[i], dtype=np.int64).reshape(-1)
+        g_difficult = (
+            np.zeros(len(g_labels), dtype=bool)
+            if gt_difficults is None or gt_difficults[i] is None
+            else np.asarray(gt_difficults[i], dtype=bool).reshape(-1)
+        )
+        if not (len(p_masks) == len(p_labels) == len(p_scores)) or not (len(g_masks) == len(g_labels) == len(g_difficult)):
+            raise ValueError(f"image {i}: masks, labels, scores (and difficults) differ in length")
+        if len(p_masks) and len(g_masks) and p_masks.shape[1:] != g_masks.shape[1:]:
+            raise ValueError(f"image {i}: prediction masks {p_masks.shape[1:]} differ from ground truth {g_masks.shape[1:]}")
+        for label in np.unique(np.concatenate([p_labels, g_labels])):
+            label = int(label)
+            if label < 0:
+                raise ValueError(f"image {i}: negative label {label}")
+            keep = p_labels == label
+            order = _rank(p_scores[keep])
+            pm = p_masks[keep][order]
+            ps = p_scores[keep][order]
+            keep_g = g_labels == label
+            gm = g_masks[keep_g]
+            gd = g_difficult[keep_g]
+            n_pos[label] = n_pos.get(label, 0) + int((~gd).sum())
+            score.setdefault(label, []).extend(ps.tolist())
+            matches = match.setdefault(label, [])
+            if len(pm) == 0:
+                continue
+            if len(gm) == 0:
+                matches.extend([0] * len(pm))
+                continue
+            iou = mask_iou(pm, gm)
+            best = iou.argmax(axis=1)
+            best[iou.max(axis=1) < iou_thresh] = -1
+            taken = np.zeros(len(gm), dtype=bool)
+            for g in best:
+                if g < 0:
+                    matches.append(0)
+                elif gd[g]:
+                    matches.append(-1)
+                else:
+                    matches.append(0 if taken[g] else 1)
+                    taken[g] = True
+    if not n_pos:
+        return [], []
+    n_class = max(n_pos) + 1
+    prec: list[np.ndarray | None] = [None] * n_class
+    rec: list[np.ndarray | None] = [None] * n_class
+    for label in n_pos:
+        order = _rank(np.asarray(score[label], dtype=np.float64))
+        m = np.asarray(match[label], dtype=np.int8)[order]
+        tp = np.cumsum(m == 1)
+        fp = np.cumsum(m == 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            prec[label] = tp / (fp + tp)
+        if n_pos[label] > 0:
+            rec[label] = tp / n_pos[label]
+    return prec, rec
+
+
+def calc_detection_voc_ap(
+    prec: Sequence[np.ndarray | None], rec: Sequence[np.ndarray | None], use_07_metric: bool = False
+) -> np.ndarray:
+    """Average precision per class from :func:`calc_instance_segmentation_voc_prec_rec`'s curves.
+
+    ``use_07_metric=False`` (VOC 2010+): area under the precision envelope
+    (precision made monotone from the right), summed where recall changes.
+    ``use_07_metric=True`` (VOC 2007): mean over the 11 recalls
+    ``t = 0, 0.1, …, 1`` of the best precision at recall ``>= t`` (0 if none);
+    the thresholds are ``np.arange(0, 1.1, 0.1)`` as chainercv has them, so the
+    4th is 0.30000000000000004 and a recall of exactly 0.3 does not reach it.
+    NaN for a class whose precision or recall is ``None``; 0 for a class with
+    ground truth but no detection.
+    """
+    ap = np.full(len(prec), np.nan)
+    for label, (p, r) in enumerate(zip(prec, rec)):
+        if p is None or r is None:
+            continue
+        p = np.nan_to_num(np.asarray(p, dtype=np.float64))
+        r = np.asarray(r, dtype=np.float64)
+        if use_07_metric:
+            total = 0.0
+            for t in np.arange(0.0, 1.1, 0.1):
+                reached = r >= t
+                total += (p[reached].max() if reached.any() else 0.0) / 11
+            ap[label] = total
+        else:
+            precision = np.concatenate([[0.0], p, [0.0]])
+            recall = np.concatenate([[0.0], r, [1.0]])
+            precision = np.maximum.accumulate(precision[::-1])[::-1]
+            steps = np.flatnonzero(recall[1:] != recall[:-1])
+            ap[label] = float(np.sum((recall[steps + 1] - recall[steps]) * precision[steps + 1]))
+    return ap
+
+
+def eval_instance_segmentation_voc(
+    pred_masks: Sequence[np.ndarray],
+    pred_labels: Sequence[np.ndarray],
+    pred_scores: Sequence[np.ndarray],
+    gt_masks: Sequence[np.ndarray],
+    gt_labels: Sequence[np.ndarray],
+    iou_thresh: float = 0.5,
+    use_07_metric: bool = False,
+    gt_difficults: Sequence[np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """VOC instance-segmentation AP (mAP_r) with chainercv's conventions; fractions, not percent.
+
+    Per image ``i``: ``pred_masks[i]`` ``(R, H, W)`` bool, ``pred_labels[i]``
+    ``(R,)`` int, ``pred_scores[i]`` ``(R,)`` float, ``gt_masks[i]`` ``(G, H, W)``
+    bool, ``gt_labels[i]`` ``(G,)`` int (from :meth:`wsss.data.voc.VOCDataset.instances`,
+    whose masks already exclude the 255 band).
+
+    Labels: chainercv passes 0-based labels (0 = aeroplane). Any non-negative
+    labels work here: ``ap`` is indexed by label value, so with wsss's 1..20
+    ``ap[0]`` is NaN (never a label) and ``map``, a nanmean, is unchanged.
+    Returns ``{"ap": (max label + 1,) float64, "map": float}``; see
+    :func:`calc_instance_segmentation_voc_prec_rec` for matching (duplicates
+    are false positives; equal scores: the later image's detection ranks first,
+    within an image the given order holds, see :func:`_rank`) and
+    :func:`calc_detection_voc_ap` for both AP definitions.
+    """
+    prec, rec = calc_instance_segmentation_voc_prec_rec(
+        pred_masks, pred_labels, pred_scores, gt_masks, gt_labels, gt_difficults, iou_thresh
+    )
+    ap = calc_detection_voc_ap(prec, rec, use_07_metric=use_07_metric)
+    return {"ap": ap, "map": _nanmean(ap)}
+
+
+COCO_STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+
+
+def eval_coco(coco_gt: Any, results: list[dict], iou_type: str = "segm", verbose: bool = False) -> dict[str, float]:
+    """COCO AP through ``pycocotools.cocoeval.COCOeval`` (fractions; NaN where COCOeval gives -1).
+
+    Args:
+        coco_gt: a ``pycocotools.coco.COCO`` ground truth (e.g. :meth:`wsss.data.coco.COCODataset.coco_api`).
+        results: COCO result dicts ``{"image_id", "category_id", "score", "segmentation"}`` (RLE) for
+            ``segm``, ``{... "bbox": [x, y, w, h]}`` for ``bbox``
+            (:func:`wsss.data.coco.encode_instances` makes them). An empty list scores 0.
+        iou_type: ``segm`` or ``bbox``.
+        verbose: print COCOeval's progress and summary table to stdout.
+    Returns ``{"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"}``.
+    """
+    import contextlib
+    import io as _io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    if iou_type not in ("segm", "bbox"):
+        raise ValueError(f"iou_type must be 'segm' or 'bbox', got {iou_type!r}")
+    sink = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(_io.StringIO())
+    with sink:
+        if results:
+            coco_dt = coco_gt.loadRes(list(results))
+        else:
+            coco_dt = COCO()
+            coco_dt.dataset = {"images": list(coco_gt.dataset["images"]), "categories": list(coco_gt.dataset["categories"]),
+                               "annotations": []}
+            coco_dt.createIndex()
+        evaluator = COCOeval(coco_gt, coco_dt, iouType=iou_type)
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    return {name: (float(v) if v >= 0 else math.nan) for name, v in zip(COCO_STAT_NAMES, evaluator.stats)}

@@ -375,3 +375,29 @@ class COCODataset:
         with contextlib.redirect_stdout(io.StringIO()):
             api.createIndex()
         return api
+
+
+def encode_instances(
+    coco_image_id: Any, masks: np.ndarray, category_ids: np.ndarray, scores: np.ndarray
+) -> list[dict[str, Any]]:
+    """COCO result dicts for one image's instances (for :func:`wsss.metrics.eval_coco` or a results json).
+
+    Args:
+        coco_image_id: the json's image id (:meth:`COCODataset.coco_image_id`).
+        masks: ``(R, H, W)`` bool.
+        category_ids: ``(R,)`` json category ids (map contiguous labels with :meth:`COCODataset.category_id`).
+        scores: ``(R,)`` float.
+    Each dict has ``image_id``, ``category_id``, ``score``, ``segmentation``
+    (compressed RLE, ``counts`` as str so it is JSON) and ``bbox`` ``[x, y, w, h]`` of the mask.
+    """
+    from pycocotools import mask as mask_utils
+
+    masks = np.asarray(masks, dtype=bool)
+    out = []
+    for mask, category, score in zip(masks, category_ids, scores):
+        rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+        bbox = [float(v) for v in mask_utils.toBbox(rle)]
+        rle["counts"] = rle["counts"].decode("ascii")
+        out.append({"image_id": coco_image_id, "category_id": int(category), "score": float(score),
+                    "segmentation": rle, "bbox": bbox})
+    return out
