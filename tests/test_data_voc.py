@@ -163,7 +163,7 @@ def test_missing_and_truncated_image(tmp_path):
     with pytest.raises(WsssError, match=r"JPEGImages/a\.jpg: unreadable or truncated image"):
         dataset.load_image("a")
     (root / "JPEGImages" / "a.jpg").write_bytes(b"not an image")
-    with pytest.raises(WsssError, match=r"JPEGImages/a\.jpg: unreadable"):
+    with pytest.raises(WsssError, match=r"JPEGImages/a\.jpg: unreadable or truncated image"):
         dataset.image_size("a")
 
 

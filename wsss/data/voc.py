@@ -77,7 +77,7 @@ def read_image_size(path: Path) -> tuple[int, int]:
     except FileNotFoundError:
         raise WsssError(f"{path}: image file not found") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise WsssError(f"{path}: unreadable image ({exc})") from None
+        raise WsssError(f"{path}: unreadable or truncated image ({exc})") from None
     return height, width
 
 
@@ -299,7 +299,41 @@ def _xml_flag(element: ET.Element, tag: str, where: str) -> bool:
         raise WsssError(f"{where}: malformed XML: <{tag}> {text!r} is not 0 or 1") from None
 
 
-def parse_voc_xml(path: str | Path, image_size: tuple[int, int] | None = None) -> VOCAnnotation:
+def _parse_object(element: ET.Element, number: int, size: tuple[int, int], where: str) -> VOCObject:
+    """One ``<object>``: class, 0-based box checked against ``size = (H, W)``, flags."""
+    name = _xml_text(element, "name")
+    if not name:
+        raise WsssError(f"{where}: malformed XML: object {number} has no <name>")
+    cid = class_id(name, where=f"{where}: object {number}")
+    if cid == 0:
+        raise WsssError(f"{where}: object {number}: 'background' is not an object class")
+    bndbox = element.find("bndbox")
+    if bndbox is None:
+        raise WsssError(f"{where}: malformed XML: object {number} ({name}) has no <bndbox>")
+    coords = []
+    for tag in ("xmin", "ymin", "xmax", "ymax"):
+        text = _xml_text(bndbox, tag)
+        try:
+            value = float(text) if text is not None else math.nan
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            raise WsssError(f"{where}: malformed XML: object {number} ({name}) <{tag}> is {text!r}, not a number")
+        coords.append(int(round(value)) - 1)
+    box = (coords[0], coords[1], coords[2], coords[3])
+    check_box(box, size, where, what=f"object {number} ({name}) box (0-based)")
+    return VOCObject(
+        class_id=cid,
+        name=VOC_CLASSES[cid],
+        box=box,
+        difficult=_xml_flag(element, "difficult", where),
+        truncated=_xml_flag(element, "truncated", where),
+    )
+
+
+def parse_voc_xml(
+    path: str | Path, image_size: tuple[int, int] | None = None, problems: list[str] | None = None
+) -> VOCAnnotation | None:
     """Parse a VOC XML annotation into a :class:`VOCAnnotation`.
 
     Only direct ``<object>`` children of the root are objects; their ``<part>``
@@ -310,21 +344,33 @@ def parse_voc_xml(path: str | Path, image_size: tuple[int, int] | None = None) -
 
     Errors (one line, naming the file): missing file, malformed XML, missing or
     non-numeric size or coordinates, unknown class name, empty/inverted box or
-    box outside the image.
+    box outside the image. The first raises :class:`WsssError`, unless
+    ``problems`` is a list: then every problem is appended to it, bad objects
+    are left out, and ``None`` is returned when the file cannot be read at all.
     """
     path = Path(path)
     where = str(path)
+
+    def fail(message: str) -> None:
+        if problems is None:
+            raise WsssError(message)
+        problems.append(message)
+
     try:
         root = ET.parse(path).getroot()
     except FileNotFoundError:
-        raise WsssError(f"{where}: annotation file not found") from None
+        fail(f"{where}: annotation file not found")
+        return None
     except ET.ParseError as exc:
         line, column = exc.position
-        raise WsssError(f"{where}: malformed XML (line {line}, column {column})") from None
+        fail(f"{where}: malformed XML (line {line}, column {column})")
+        return None
     except OSError as exc:
-        raise WsssError(f"{where}: unreadable annotation ({exc})") from None
+        fail(f"{where}: unreadable annotation ({exc})")
+        return None
     if root.tag != "annotation":
-        raise WsssError(f"{where}: malformed XML: root element is <{root.tag}>, expected <annotation>")
+        fail(f"{where}: malformed XML: root element is <{root.tag}>, expected <annotation>")
+        return None
 
     size = root.find("size")
     dims = []
@@ -335,44 +381,17 @@ def parse_voc_xml(path: str | Path, image_size: tuple[int, int] | None = None) -
         except ValueError:
             value = None
         if value is None or value <= 0:
-            raise WsssError(f"{where}: malformed XML: missing or invalid <size><{tag}> ({text!r})")
+            fail(f"{where}: malformed XML: missing or invalid <size><{tag}> ({text!r})")
+            return None
         dims.append(value)
     width, height = dims
     if image_size is not None and (height, width) != tuple(image_size):
-        raise WsssError(
-            f"{where}: <size> {width}x{height} differs from the image size {image_size[1]}x{image_size[0]} (WxH)"
-        )
+        fail(f"{where}: <size> {width}x{height} differs from the image size {image_size[1]}x{image_size[0]} (WxH)")
 
     objects = []
     for number, element in enumerate(root.findall("object"), start=1):
-        name = _xml_text(element, "name")
-        if not name:
-            raise WsssError(f"{where}: malformed XML: object {number} has no <name>")
-        cid = class_id(name, where=f"{where}: object {number}")
-        if cid == 0:
-            raise WsssError(f"{where}: object {number}: 'background' is not an object class")
-        bndbox = element.find("bndbox")
-        if bndbox is None:
-            raise WsssError(f"{where}: malformed XML: object {number} ({name}) has no <bndbox>")
-        coords = []
-        for tag in ("xmin", "ymin", "xmax", "ymax"):
-            text = _xml_text(bndbox, tag)
-            try:
-                value = float(text) if text is not None else math.nan
-            except ValueError:
-                value = math.nan
-            if not math.isfinite(value):
-                raise WsssError(f"{where}: malformed XML: object {number} ({name}) <{tag}> is {text!r}, not a number")
-            coords.append(int(round(value)) - 1)
-        box = (coords[0], coords[1], coords[2], coords[3])
-        check_box(box, (height, width), where, what=f"object {number} ({name}) box (0-based)")
-        objects.append(
-            VOCObject(
-                class_id=cid,
-                name=VOC_CLASSES[cid],
-                box=box,
-                difficult=_xml_flag(element, "difficult", where),
-                truncated=_xml_flag(element, "truncated", where),
-            )
-        )
+        try:
+            objects.append(_parse_object(element, number, (height, width), where))
+        except WsssError as exc:
+            fail(str(exc))
     return VOCAnnotation(width=width, height=height, objects=objects)
