@@ -3,7 +3,7 @@
 Each check raises :class:`WsssError` with one line naming ``where`` (the file)
 and what is wrong. Boxes and points use 0-based pixel coordinates: pixel
 ``(x, y)`` covers column ``x`` and row ``y`` of an ``H×W`` image, valid for
-``0 <= x <= W-1`` and ``0 <= y <= H-1``.
+``0 <= x <= W-1`` and ``0 <= y <= H-1`` (boxes are inclusive: ``x1 = W-1`` is the last column).
 """
 
 from __future__ import annotations
@@ -35,14 +35,18 @@ def check_box(box: tuple[float, float, float, float], size: tuple[int, int], whe
 
 
 def check_point_in_image(x: float, y: float, size: tuple[int, int], where: str, what: str = "point") -> None:
-    """Validate a 0-based point ``(x, y)`` in an image of ``size = (H, W)``: ``0 <= x <= W-1``, ``0 <= y <= H-1``."""
+    """Validate a 0-based point ``(x, y)`` in an image of ``size = (H, W)``: ``0 <= x < W`` and ``0 <= y < H``.
+
+    Integer points are pixel indices (``0..W-1``); a fractional point is valid
+    when it lies in a pixel of the image (the one at ``floor(x), floor(y)``).
+    """
     height, width = size
     if not (np.isfinite(x) and np.isfinite(y)):
         raise WsssError(f"{where}: {what} ({x}, {y}) has a non-finite coordinate")
-    if not (0 <= x <= width - 1 and 0 <= y <= height - 1):
+    if not (0 <= x < width and 0 <= y < height):
         raise WsssError(
             f"{where}: {what} ({x}, {y}) lies outside the {width}x{height} image "
-            f"(0-based, x in 0..{width - 1}, y in 0..{height - 1})"
+            f"(0-based, 0 <= x < {width}, 0 <= y < {height})"
         )
 
 
