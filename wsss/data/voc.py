@@ -258,7 +258,9 @@ class VOCDataset:
         path = self.annotation_path(image_id)
         image_path = self.image_path(image_id)
         size = read_image_size(image_path) if image_path.exists() else None
-        return parse_voc_xml(path, image_size=size)
+        annotation = parse_voc_xml(path, image_size=size)
+        assert annotation is not None  # parse_voc_xml raises rather than returning None here
+        return annotation
 
     def image_labels(self, image_id: str) -> np.ndarray:
         """Multi-hot ``(20,)`` float32 over the object classes (index ``c - 1`` for class ``c``).
