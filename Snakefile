@@ -51,6 +51,17 @@ rule build_kernels:
     shell: "{PY} -m kernels.build --stamp {output} > {log} 2>&1"
 
 
+rule check_dataset:
+    """Every problem of a dataset's splits at once (non-zero exit when any)."""
+    input: data=dataset_inputs
+    output: directory("results/{dataset}/check_dataset")
+    log: "logs/{dataset}/check_dataset.log"
+    params:
+        hydra=StageCall("check_dataset", config).hydra,
+        fingerprint=StageCall("check_dataset", config).fingerprint,
+    shell: "{PY} -m stages.check_dataset {params.hydra} > {log} 2>&1"
+
+
 # ---------------------------------------------------------------- image-level pipeline
 rule train_classifier:
     """a. Multi-label classifier (its 1x1 head gives the CAMs)."""

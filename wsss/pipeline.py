@@ -43,7 +43,7 @@ class LabelStageOutput:
         self.dataset = dataset
         self.protocol = {"split": dataset.split, "gt": getattr(dataset, "gt_folder", "SegmentationClass"),
                          "ignore_index": 255, **protocol}
-        self.scorer = SegmentationScorer()
+        self.scorer = SegmentationScorer(dataset.num_classes, dataset.class_names)
         self.per_image: dict[str, float] = {}
 
     def add(self, image_id: str, label: np.ndarray) -> None:
