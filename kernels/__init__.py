@@ -5,3 +5,8 @@ the functions below load the library on first use. Each op has a float64
 PyTorch reference in :mod:`kernels.reference` used by the tests, and
 ``python -m kernels.bench`` compares them with the papers' algorithms.
 """
+
+from kernels._loader import load_library as load
+from kernels.local_propagation import local_propagation
+from kernels.random_walk import direction_offsets, pair_affinity_from_features, random_walk
+from kernels.superpixel import superpixel_pool, superpixel_upsample

@@ -74,11 +74,26 @@ def cuda_build_possible() -> bool:
 
 
 def _common_flags() -> dict:
+    # The C++ standard is left to torch (it passes the one its headers need, C++20 for torch >= 2.10);
+    # forcing an older one here would override it. ``-ffp-contract=fast`` lets GCC fuse multiply-adds,
+    # which ISO mode (``-std=c++NN``) otherwise forbids.
     return {
-        "extra_cflags": ["-O3", "-fopenmp", "-std=c++17"],
+        "extra_cflags": ["-O3", "-fopenmp", "-ffp-contract=fast"],
         "extra_ldflags": ["-fopenmp"],
-        "extra_cuda_cflags": ["-O3", "--use_fast_math", "-std=c++17"],
+        "extra_cuda_cflags": ["-O3", "--use_fast_math"],
     }
+
+
+# Run in a fresh interpreter by :func:`build`: torch's JIT loader renames a second build of the same
+# name in one process (``wsss_kernels_v1.so``) and loads every library it builds, so building the cpu
+# and the cuda variant in one process would register the ops twice. A child process builds (and, as a
+# check that the library links, loads) exactly one variant.
+_BUILD_SCRIPT = """
+import json, sys
+from torch.utils import cpp_extension
+spec = json.loads(sys.argv[1])
+cpp_extension.load(is_python_module=False, **spec)
+"""
 
 
 def build(variant: str = "cpu", verbose: bool = False) -> Path:
@@ -98,60 +113,83 @@ def build(variant: str = "cpu", verbose: bool = False) -> Path:
     build_dir.mkdir(parents=True, exist_ok=True)
     stamp = build_dir / "sources.sha256"
     target = library_path(variant)
-    digest = sources_digest(cuda)
     with FileLock(str(build_dir / ".lock")):
+        digest = sources_digest(cuda)
         if target.exists() and stamp.exists() and stamp.read_text().strip() == digest:
             return target
-        from torch.utils import cpp_extension
+        import json
 
         start = time.monotonic()
-        cpp_extension.load(
-            name=LIB_NAME,
-            sources=[str(p) for p in sources(cuda)],
-            build_directory=str(build_dir),
-            is_python_module=False,
-            with_cuda=cuda,
-            verbose=verbose,
-            **_common_flags(),
-        )
+        spec = dict(name=LIB_NAME, sources=[str(p) for p in sources(cuda)], build_directory=str(build_dir),
+                    with_cuda=cuda, verbose=verbose, **_common_flags())
+        stamp.unlink(missing_ok=True)
+        result = subprocess.run([sys.executable, "-c", _BUILD_SCRIPT, json.dumps(spec)],
+                                capture_output=not verbose, text=True)
+        if result.returncode != 0 or not target.exists():
+            output = "" if verbose else (result.stdout + result.stderr)[-20000:]
+            raise RuntimeError(f"kernels: building the {variant} library failed:\n{output}")
         stamp.write_text(digest + "\n")
         print(f"kernels: built {target} in {time.monotonic() - start:.1f}s", file=sys.stderr)
     return target
 
 
-def check_cuda_sources(out_dir: Path | None = None, verbose: bool = False) -> list[Path]:
+def _nvcc_check_command(nvcc: str, source: Path, obj: Path) -> list[str]:
+    import sysconfig
+
+    import torch
+    from torch.utils import cpp_extension
+
+    includes = [f"-I{p}" for p in cpp_extension.include_paths()] + [f"-I{CSRC}", f"-I{sysconfig.get_paths()['include']}"]
+    abi = int(getattr(torch._C, "_GLIBCXX_USE_CXX11_ABI", True))
+    return [
+        nvcc, "-c", str(source), "-o", str(obj), "-std=c++20", "-O3", "--use_fast_math",
+        "-Xcompiler", "-fPIC", "-DTORCH_EXTENSION_NAME=" + LIB_NAME, f"-D_GLIBCXX_USE_CXX11_ABI={abi}",
+        "--expt-relaxed-constexpr", "-gencode=arch=compute_90,code=sm_90", *includes,
+    ]
+
+
+def check_cuda_sources(out_dir: Path | None = None, verbose: bool = False, jobs: int | None = None,
+                       force: bool = False) -> list[Path]:
     """Compile each ``csrc/*.cu`` to an object file with nvcc and torch's headers; return the objects.
 
-    Needs a CUDA toolkit, not a GPU. Raises ``RuntimeError`` with nvcc's output on failure.
+    Needs a CUDA toolkit, not a GPU. Files compile in parallel (``jobs``, default: all cores). An
+    object is reused when it was compiled from exactly the same source, headers, command, nvcc and
+    torch (a digest stamp beside it), unless ``force``. Raises ``RuntimeError`` with nvcc's output
+    on failure.
     """
-    from torch.utils import cpp_extension
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
 
     home = find_cuda_home()
     if home is None:
         raise RuntimeError("no CUDA toolkit found (set CUDA_HOME to the folder holding bin/nvcc)")
     nvcc = str(Path(home) / "bin" / "nvcc")
+    version = subprocess.run([nvcc, "--version"], capture_output=True, text=True).stdout
     out_dir = out_dir or (BUILD_ROOT / "cuda_check")
     out_dir.mkdir(parents=True, exist_ok=True)
-    includes = [f"-I{p}" for p in cpp_extension.include_paths()] + [f"-I{CSRC}"]
-    import sysconfig
+    headers = b"".join(p.name.encode() + p.read_bytes() for p in sorted(CSRC.glob("*.h")) + sorted(CSRC.glob("*.cuh")))
 
-    includes.append(f"-I{sysconfig.get_paths()['include']}")
-    objects = []
-    for source in sorted(CSRC.glob("*.cu")):
+    def compile_one(source: Path) -> Path:
         obj = out_dir / (source.stem + ".o")
-        cmd = [
-            nvcc, "-c", str(source), "-o", str(obj), "-std=c++17", "-O3", "--use_fast_math",
-            "-Xcompiler", "-fPIC", "-DTORCH_EXTENSION_NAME=" + LIB_NAME,
-            "-D_GLIBCXX_USE_CXX11_ABI=1", "--expt-relaxed-constexpr",
-            "-gencode=arch=compute_90,code=sm_90", *includes,
-        ]
+        stamp = out_dir / (source.stem + ".o.sha256")
+        cmd = _nvcc_check_command(nvcc, source, obj)
+        key = hashlib.sha256(source.read_bytes() + headers + " ".join(cmd).encode() + version.encode()
+                             + torch.__version__.encode()).hexdigest()
+        if not force and obj.exists() and stamp.exists() and stamp.read_text().strip() == key:
+            return obj
         if verbose:
             print(" ".join(cmd), file=sys.stderr)
+        stamp.unlink(missing_ok=True)
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(f"nvcc failed on {source.name}:\n{result.stdout}\n{result.stderr}")
-        objects.append(obj)
-    return objects
+        stamp.write_text(key + "\n")
+        return obj
+
+    files = sorted(CSRC.glob("*.cu"))
+    with ThreadPoolExecutor(max_workers=max(1, jobs or os.cpu_count() or 1)) as pool:
+        return list(pool.map(compile_one, files))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,11 +197,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", choices=["auto", "cpu", "cuda"], default="auto",
                         help="auto: cpu always, plus cuda where a GPU and toolkit are present")
     parser.add_argument("--check-cuda", action="store_true", help="only compile the .cu sources with nvcc")
+    parser.add_argument("--force", action="store_true", help="with --check-cuda: recompile unchanged sources too")
+    parser.add_argument("-j", "--jobs", type=int, default=None, help="with --check-cuda: parallel nvcc runs (default: all cores)")
     parser.add_argument("--stamp", type=Path, help="write a file listing the built libraries (for Snakemake)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     if args.check_cuda:
-        objects = check_cuda_sources(verbose=args.verbose)
+        objects = check_cuda_sources(verbose=args.verbose, jobs=args.jobs, force=args.force)
         print(f"kernels: {len(objects)} CUDA sources compiled: {', '.join(o.name for o in objects)}")
         return 0
     variants = ["cpu"]
