@@ -1,0 +1,31 @@
+"""Inspection stage: the HTML gallery of every label stage of a run (see :mod:`wsss.viz.gallery`)."""
+
+from pathlib import Path
+
+from wsss.config import stage_main
+from wsss.data import open_dataset
+from wsss.errors import WsssError
+from wsss.viz.gallery import GallerySettings, build_gallery
+from wsss.viz.stages import discover_label_stages
+
+
+@stage_main("make_gallery")
+def main(cfg) -> None:
+    dataset = open_dataset(cfg.dataset, cfg.split)
+    out = Path(cfg.out_dir)
+    stages = discover_label_stages(cfg.stages_dir, cfg.cam_dir, list(cfg.stage_order), [*cfg.exclude, out])
+    if not stages:
+        raise WsssError(f"{cfg.stages_dir}: no label stage found (no sub-folder with metrics.json or <id>.png)")
+    settings = GallerySettings(
+        thumb_size=cfg.thumb_size, jpeg_quality=cfg.jpeg_quality, page_size=cfg.page_size, max_cams=cfg.max_cams,
+        max_images=cfg.max_images, report_samples=cfg.report_samples, report_tile=cfg.report_tile,
+        title=f"{cfg.dataset.name} / {cfg.supervision.name} — every stage",
+    )
+    meta = {"dataset": cfg.dataset.name, "supervision": cfg.supervision.name, "split": cfg.split,
+            "stages": ", ".join(s.name for s in stages)}
+    cam_dir = Path(cfg.cam_dir) if Path(cfg.cam_dir).is_dir() else None
+    build_gallery(dataset, stages, out, cam_dir, settings, meta)
+
+
+if __name__ == "__main__":
+    main()

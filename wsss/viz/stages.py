@@ -1,0 +1,161 @@
+"""Finding the label stages of a run, generically, in pipeline order.
+
+A *label stage* is any artifact folder that holds per-image label maps
+(``<id>.png``, VOC palette) and/or a ``metrics.json`` (DESIGN §4), with the
+optional ``per_image.json`` (``{id: mIoU %}``) beside them. For a run
+``results/<dataset>/<supervision>/`` they are:
+
+* ``results/<dataset>/cam/labels`` — the CAM argmax labels, named ``cam``;
+* every sub-folder of ``results/<dataset>/<supervision>/`` that is a label
+  folder (``seeds``, ``random_walk``, ``crf``, ``pseudolabels``, and whatever
+  other propagators add: ``a2gnn``, ``apro``, ``tree`` …), named by its folder.
+
+Model folders (``affinity``, ``classifier``) hold neither and are skipped, as
+are the gallery's own folder and any name in ``exclude``. The order follows
+``order`` (the pipeline order where it is known); stages not listed there take
+the place of the ``"*"`` entry, alphabetically.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from wsss.errors import WsssError
+from wsss.io import load_json
+
+#: default display order; ``*`` = every discovered stage not named here (alphabetically)
+DEFAULT_ORDER: tuple[str, ...] = ("cam", "seeds", "random_walk", "a2gnn", "apro", "tree", "*", "crf", "pseudolabels")
+#: folders that never are label stages
+DEFAULT_EXCLUDE: tuple[str, ...] = ("gallery",)
+CAM_STAGE = "cam"
+
+
+@dataclass
+class LabelStage:
+    """One label stage: its name, folder, ``metrics.json`` record (or None) and per-image mIoU."""
+
+    name: str
+    folder: Path
+    metrics: dict[str, Any] | None = None
+    per_image: dict[str, float | None] = field(default_factory=dict)
+
+    def label_path(self, image_id: str) -> Path:
+        """``<folder>/<id>.png``."""
+        return self.folder / f"{image_id}.png"
+
+
+def is_label_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds a ``metrics.json`` or at least one ``*.png`` directly."""
+    if not folder.is_dir():
+        return False
+    if (folder / "metrics.json").is_file():
+        return True
+    return any(child.suffix == ".png" and child.is_file() for child in folder.iterdir())
+
+
+def load_metrics(path: Path) -> dict[str, Any] | None:
+    """A ``metrics.json`` record, ``None`` when the file does not exist.
+
+    The record must be a JSON object with a numeric (or null) ``miou``; anything
+    else is a one-line :class:`WsssError` naming the file.
+    """
+    if not path.is_file():
+        return None
+    record = load_json(path)
+    if not isinstance(record, dict) or "miou" not in record:
+        raise WsssError(f"{path}: not a metrics record (expected a JSON object with 'miou')")
+    if record["miou"] is not None and not isinstance(record["miou"], (int, float)):
+        raise WsssError(f"{path}: 'miou' must be a number, got {record['miou']!r}")
+    return record
+
+
+def load_per_image(path: Path) -> dict[str, float | None]:
+    """A ``per_image.json`` (``{id: mIoU %}``; null/NaN kept as None), empty when absent."""
+    if not path.is_file():
+        return {}
+    record = load_json(path)
+    if not isinstance(record, dict):
+        raise WsssError(f"{path}: per-image record must be a JSON object {{id: mIoU}}")
+    scores: dict[str, float | None] = {}
+    for key, value in record.items():
+        if value is None:
+            scores[str(key)] = None
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            scores[str(key)] = None if math.isnan(value) else float(value)
+        else:
+            raise WsssError(f"{path}: value of '{key}' must be a number or null, got {value!r}")
+    return scores
+
+
+def order_stage_names(names: Iterable[str], order: Sequence[str] = DEFAULT_ORDER) -> list[str]:
+    """``names`` sorted by their place in ``order``; unlisted names go where ``"*"`` is (at the end if absent)."""
+    names = list(dict.fromkeys(names))
+    order = list(order)
+    if "*" not in order:
+        order.append("*")
+    wildcard = order.index("*")
+    rank = {name: index for index, name in enumerate(order) if name != "*"}
+    return sorted(names, key=lambda n: (rank.get(n, wildcard), n if n not in rank else ""))
+
+
+def candidate_folders(stages_dir: Path, cam_dir: Path | None, exclude: Iterable[str | Path] = DEFAULT_EXCLUDE
+                      ) -> dict[str, Path]:
+    """``{stage name: folder}`` of every label folder of a run (unordered, unloaded)."""
+    exclude = list(exclude)
+    as_path = [isinstance(e, Path) or "/" in str(e) for e in exclude]
+    excluded_names = {str(e) for e, p in zip(exclude, as_path) if not p}
+    excluded_paths = {Path(e).resolve() for e, p in zip(exclude, as_path) if p}
+    found: dict[str, Path] = {}
+    if cam_dir is not None and is_label_folder(Path(cam_dir) / "labels"):
+        found[CAM_STAGE] = Path(cam_dir) / "labels"
+    if stages_dir.is_dir():
+        for child in sorted(stages_dir.iterdir()):
+            if child.name.startswith(".") or child.name in excluded_names or child.resolve() in excluded_paths:
+                continue
+            if is_label_folder(child):
+                if child.name in found:
+                    raise WsssError(f"{child}: stage name '{child.name}' is taken by {found[child.name]}")
+                found[child.name] = child
+    return found
+
+
+def discover_label_stages(stages_dir: str | Path, cam_dir: str | Path | None = None,
+                          order: Sequence[str] = DEFAULT_ORDER,
+                          exclude: Iterable[str | Path] = DEFAULT_EXCLUDE) -> list[LabelStage]:
+    """Every label stage of a run with its metrics, in display order (see the module docstring).
+
+    ``exclude`` holds folder names (``"gallery"``) or paths (the gallery's own
+    output folder, wherever it is).
+    """
+    folders = candidate_folders(Path(stages_dir), Path(cam_dir) if cam_dir else None, exclude)
+    stages = []
+    for name in order_stage_names(folders, order):
+        folder = folders[name]
+        stages.append(LabelStage(name, folder, load_metrics(folder / "metrics.json"),
+                                 load_per_image(folder / "per_image.json")))
+    return stages
+
+
+def stage_input_dirs(results: str | Path, dataset: str, supervision: str,
+                     exclude: Iterable[str] = DEFAULT_EXCLUDE) -> list[str]:
+    """Folders a gallery of ``results/<dataset>/<supervision>`` reads that exist now (for Snakemake ``input:``).
+
+    The CAM folder is given as ``results/<dataset>/cam`` (the ``make_cam`` output), not its ``labels/``.
+    """
+    results = Path(results)
+    folders = candidate_folders(results / dataset / supervision, results / dataset / "cam", exclude)
+    return sorted(str(results / dataset / "cam") if name == CAM_STAGE else str(path)
+                  for name, path in folders.items())
+
+
+def metrics_summary(record: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The parts of a ``metrics.json`` a gallery shows: mIoU, precision, recall, coverage, n_images, per-class IoU."""
+    if record is None:
+        return None
+    keys = ("miou", "precision", "recall", "coverage", "pixel_accuracy", "n_images")
+    summary: dict[str, Any] = {key: record.get(key) for key in keys}
+    summary["per_class_iou"] = dict(record.get("per_class_iou") or {})
+    return summary
