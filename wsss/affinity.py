@@ -147,8 +147,7 @@ def train_affinity(
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
         history, start_epoch = state["history"], state["epoch"]
-    progress = Progress(total=total_steps, desc="train_affinity", unit="batches")
-    progress.count = start_epoch * len(loader)
+    progress = Progress(total=total_steps, desc="train_affinity", unit="batches", initial=start_epoch * len(loader))
     for epoch in range(start_epoch, settings.epochs):
         samples.epoch = epoch
         model.train()
