@@ -146,3 +146,6 @@ rule export_pseudolabels:
         hydra=StageCall("export_pseudolabels", config, source_dir="source").hydra,
         fingerprint=StageCall("export_pseudolabels", config, source_dir="source").fingerprint,
     shell: "{PY} -m stages.export_pseudolabels {params.hydra} > {log} 2>&1"
+
+
+include: "rules/inspect.smk"
