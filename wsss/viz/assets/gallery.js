@@ -184,7 +184,7 @@
       if (image.cams.length) {
         // several classes: half-size maps two per row, so the column stays one thumbnail wide
         const scale = image.cams.length > 1 ? 0.5 : 1;
-        td.appendChild(el('div', { class: 'cams', style: 'max-width:' + (image.thumb[1] + 8) + 'px' },
+        td.appendChild(el('div', { class: 'cams', style: 'width:' + (image.thumb[1] + 4) + 'px' },
           image.cams.map((c) => el('figure', { 'data-class': c }, [
             el('img', {
               src: path('thumbs/heat', image.id + '_' + c + '.jpg'), class: 'heat', alt: 'CAM ' + c,
