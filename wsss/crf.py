@@ -28,7 +28,8 @@ def _crf(image: np.ndarray, unary: np.ndarray, n_labels: int, params: CRFParams)
     model.addPairwiseGaussian(sxy=params.gaussian_sxy, compat=params.gaussian_compat)
     model.addPairwiseBilateral(
         sxy=params.bilateral_sxy, srgb=params.bilateral_srgb,
-        rgbim=np.ascontiguousarray(image, dtype=np.uint8), compat=params.bilateral_compat,
+        # a copy: pydensecrf needs a writable buffer and decoded images (np.asarray of PIL) are read-only
+        rgbim=np.array(image, dtype=np.uint8, order="C", copy=True), compat=params.bilateral_compat,
     )
     result = model.inference(params.iterations)
     return np.array(result, dtype=np.float32).reshape(n_labels, height, width)
