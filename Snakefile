@@ -149,3 +149,4 @@ rule export_pseudolabels:
 
 
 include: "rules/inspect.smk"
+include: "rules/retrain.smk"
