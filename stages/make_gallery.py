@@ -13,7 +13,8 @@ from wsss.viz.stages import discover_label_stages
 def main(cfg) -> None:
     dataset = open_dataset(cfg.dataset, cfg.split)
     out = Path(cfg.out_dir)
-    stages = discover_label_stages(cfg.stages_dir, cfg.cam_dir, list(cfg.stage_order), [*cfg.exclude, out])
+    stages = discover_label_stages(cfg.stages_dir, cfg.cam_dir, list(cfg.stage_order), [*cfg.exclude, out],
+                                   split=cfg.split)
     if not stages:
         raise WsssError(f"{cfg.stages_dir}: no label stage found (no sub-folder with metrics.json or <id>.png)")
     settings = GallerySettings(

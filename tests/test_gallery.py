@@ -65,6 +65,21 @@ def test_discovery_is_generic_and_skips_models_and_the_gallery(tmp_path):
     assert str(run.stages_dir / "gallery") not in inputs and str(run.stages_dir / "crf") in inputs
 
 
+def test_discovery_leaves_out_retrained_models_instances_and_other_splits(tmp_path, capsys):
+    run = make_synthetic_run(tmp_path, n_images=2)
+    save_json(run.stages_dir / "deeplab" / "metrics.json", {"miou": 70.0, "protocol": {"split": "val"}})
+    save_label_png(run.stages_dir / "deeplab" / "predictions" / f"{run.ids[0]}.png", np.zeros((72, 96), np.uint8))
+    save_json(run.stages_dir / "boxes_ap" / "metrics.json", {"ap50": 30.0})  # an instance record: no miou
+    save_json(run.stages_dir / "val_walk" / "metrics.json", {"miou": 50.0, "protocol": {"split": "val"}})
+    save_label_png(run.stages_dir / "val_walk" / f"{run.ids[0]}.png", np.zeros((72, 96), np.uint8))
+    names = [s.name for s in discover_label_stages(run.stages_dir, run.cam_dir, split="train")]
+    assert names == ORDER
+    assert "val_walk: left out, scored on split 'val', not 'train'" in capsys.readouterr().out
+    assert "val_walk" in [s.name for s in discover_label_stages(run.stages_dir, run.cam_dir)]
+    inputs = stage_input_dirs(run.results, "minivoc", "image")
+    assert not any(p.endswith(("/deeplab", "/boxes_ap")) for p in inputs)  # never retrain a model for a page
+
+
 def test_bad_metrics_is_a_one_line_error_naming_the_file(tmp_path):
     run = make_synthetic_run(tmp_path, n_images=1)
     (run.stages_dir / "crf" / "metrics.json").write_text("{not json")

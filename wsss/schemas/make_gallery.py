@@ -23,8 +23,9 @@ class GalleryConfig(SupervisedStageConfig):
     #: display order of stages; ``"*"`` = every discovered stage not listed, alphabetically
     stage_order: list[str] = field(default_factory=lambda: ["cam", "seeds", "random_walk", "a2gnn", "apro", "tree",
                                                             "*", "crf", "pseudolabels"])
-    #: sub-folders of ``stages_dir`` never shown (the gallery's own folder always is excluded)
-    exclude: list[str] = field(default_factory=lambda: ["gallery"])
+    #: sub-folders of ``stages_dir`` never shown (the gallery's own folder always is excluded); by default
+    #: the models retrained from the pseudo-labels (their folders also hold metrics.json)
+    exclude: list[str] = field(default_factory=lambda: ["gallery", "deeplab", "maskrcnn", "instances"])
     #: longest side of a thumbnail in pixels
     thumb_size: int = 160
     jpeg_quality: int = 85

@@ -11,7 +11,13 @@ optional ``per_image.json`` (``{id: mIoU %}``) beside them. For a run
   other propagators add: ``a2gnn``, ``apro``, ``tree`` …), named by its folder.
 
 Model folders (``affinity``, ``classifier``) hold neither and are skipped, as
-are the gallery's own folder and any name in ``exclude``. The order follows
+are folders whose ``metrics.json`` is not a semantic record (no ``miou``, e.g.
+instance AP), the gallery's own folder and any name in ``exclude`` (by default
+the products retrained *from* the pseudo-labels: ``deeplab``, ``maskrcnn``,
+``instances``; a gallery is about the pseudo-label stages, and depending on
+them would make Snakemake retrain those models to draw a page). A stage whose
+``metrics.json`` says it was scored on another split than the gallery's is
+left out too (its numbers would not be comparable). The order follows
 ``order`` (the pipeline order where it is known); stages not listed there take
 the place of the ``"*"`` entry, alphabetically.
 """
@@ -29,7 +35,7 @@ from wsss.io import load_json
 #: default display order; ``*`` = every discovered stage not named here (alphabetically)
 DEFAULT_ORDER: tuple[str, ...] = ("cam", "seeds", "random_walk", "a2gnn", "apro", "tree", "*", "crf", "pseudolabels")
 #: folders that never are label stages
-DEFAULT_EXCLUDE: tuple[str, ...] = ("gallery",)
+DEFAULT_EXCLUDE: tuple[str, ...] = ("gallery", "deeplab", "maskrcnn", "instances")
 CAM_STAGE = "cam"
 
 
@@ -48,12 +54,19 @@ class LabelStage:
 
 
 def is_label_folder(folder: Path) -> bool:
-    """Whether ``folder`` holds a ``metrics.json`` or at least one ``*.png`` directly."""
+    """Whether ``folder`` holds at least one ``*.png`` directly, or a semantic ``metrics.json`` (with ``miou``)."""
     if not folder.is_dir():
         return False
-    if (folder / "metrics.json").is_file():
+    if any(child.suffix == ".png" and child.is_file() for child in folder.iterdir()):
         return True
-    return any(child.suffix == ".png" and child.is_file() for child in folder.iterdir())
+    metrics = folder / "metrics.json"
+    if not metrics.is_file():
+        return False
+    try:
+        record = load_json(metrics)
+    except WsssError:
+        return True  # a label stage with a broken record: discover_label_stages reports it
+    return isinstance(record, dict) and "miou" in record
 
 
 def load_metrics(path: Path) -> dict[str, Any] | None:
@@ -124,18 +137,24 @@ def candidate_folders(stages_dir: Path, cam_dir: Path | None, exclude: Iterable[
 
 def discover_label_stages(stages_dir: str | Path, cam_dir: str | Path | None = None,
                           order: Sequence[str] = DEFAULT_ORDER,
-                          exclude: Iterable[str | Path] = DEFAULT_EXCLUDE) -> list[LabelStage]:
+                          exclude: Iterable[str | Path] = DEFAULT_EXCLUDE,
+                          split: str | None = None) -> list[LabelStage]:
     """Every label stage of a run with its metrics, in display order (see the module docstring).
 
     ``exclude`` holds folder names (``"gallery"``) or paths (the gallery's own
-    output folder, wherever it is).
+    output folder, wherever it is). With ``split``, a stage whose metrics were
+    computed on another split is left out (and said so on stdout).
     """
     folders = candidate_folders(Path(stages_dir), Path(cam_dir) if cam_dir else None, exclude)
     stages = []
     for name in order_stage_names(folders, order):
         folder = folders[name]
-        stages.append(LabelStage(name, folder, load_metrics(folder / "metrics.json"),
-                                 load_per_image(folder / "per_image.json")))
+        metrics = load_metrics(folder / "metrics.json")
+        scored_on = ((metrics or {}).get("protocol") or {}).get("split")
+        if split is not None and scored_on is not None and str(scored_on) != str(split):
+            print(f"[stages] {folder}: left out, scored on split '{scored_on}', not '{split}'", flush=True)
+            continue
+        stages.append(LabelStage(name, folder, metrics, load_per_image(folder / "per_image.json")))
     return stages
 
 
