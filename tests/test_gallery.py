@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.synthetic_run import STAGES, make_synthetic_run, open_synthetic_dataset
+from tests.synthetic_run import make_synthetic_run, open_synthetic_dataset
 from wsss.config import REPO_ROOT
 from wsss.errors import WsssError
 from wsss.io import load_label_png, save_json, save_label_png
