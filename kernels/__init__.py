@@ -10,3 +10,4 @@ from kernels._loader import load_library as load
 from kernels.local_propagation import local_propagation
 from kernels.random_walk import direction_offsets, pair_affinity_from_features, random_walk
 from kernels.superpixel import superpixel_pool, superpixel_upsample
+from kernels.tree import grid_mst, minimax_propagation, minimax_propagation_apro_reference, tree_filter
