@@ -45,7 +45,10 @@ def register_schemas() -> None:
 def _config_error(stage: str, exc: BaseException) -> WsssError:
     if isinstance(exc, MissingMandatoryValue):
         key = getattr(exc, "full_key", "") or "?"
-        return WsssError(f"config {stage}: missing value for '{key}': set it in conf/ or on the command line ({key}=...)")
+        return WsssError(
+            f"config {stage}: missing value for '{key}': set it in conf/, on the stage command line ({key}=...) "
+            f"or for Snakemake with --config overrides=\"{key}=...\""
+        )
     message = str(exc).strip().splitlines()
     head = message[0] if message else type(exc).__name__
     cause = exc.__cause__ or exc.__context__
