@@ -229,6 +229,31 @@ def test_tree_filter_float32_backward_and_no_grad(kernels_built):
         assert not tree_filter(features, embed, tree).requires_grad
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_tree_filter_cuda_formulation_matches_cpu_kernels(kernels_built, dtype):
+    # The CUDA path (ATen ops around tree_filter_passes), run on CPU, against the fused CPU kernels.
+    b, c, h, w = 2, 3, 9, 8
+    tree = torch.cat([grid_mst(_rand(1, 3, h, w, seed=100)), _random_tree(1, h * w, 5)])
+    features = _rand(b, c, h, w, seed=101, dtype=dtype)
+    embed = _rand(b, 2, h, w, seed=102, dtype=dtype)
+    grad = _rand(b, c, h, w, seed=103, dtype=dtype) - 0.5
+    topology = torch.ops.wsss.tree_filter_topology(tree, h * w)
+    tol = dict(rtol=0, atol=TOL[dtype])
+    torch.testing.assert_close(torch.ops.wsss.tree_filter_forward_composite(features, embed, topology),
+                               torch.ops.wsss.tree_filter_forward(features, embed, topology), **tol)
+    composite = torch.ops.wsss.tree_filter_backward_composite(grad, features, embed, topology)
+    fused = torch.ops.wsss.tree_filter_backward(grad, features, embed, topology)
+    for got, want in zip(composite, fused):
+        torch.testing.assert_close(got, want, rtol=1e-5 if dtype == torch.float32 else 1e-10, atol=TOL[dtype])
+
+
+def test_tree_filter_bfs_reference_matches_brute_force():
+    tree = _random_tree(2, 20, 6)
+    features, embed = _rand(2, 3, 4, 5, seed=104), _rand(2, 2, 4, 5, seed=105)
+    torch.testing.assert_close(ref.tree_filter_bfs(features, embed, tree), ref.tree_filter(features, embed, tree),
+                               rtol=0, atol=1e-12)
+
+
 # --------------------------------------------------------------------------- errors
 
 

@@ -16,14 +16,20 @@
 //   tree_filter_passes(y, weights, topology) -> (U, A)          the two passes; y (B, K, N) float64 in
 //       BFS position order, weights (B, N) float64. CPU: rows in parallel. CUDA: one block per row
 //       walking the BFS levels (tree_filter.cu).
-//   tree_filter_forward(features, embed, topology) -> out        device-generic: ATen ops + passes.
+//   tree_filter_forward(features, embed, topology) -> out
 //   tree_filter_backward(grad_out, features, embed, topology) -> (grad_features, grad_embed)
+//       CPU: fused loops, (image, channel) rows in parallel, per-job gradient accumulators reduced in a
+//       fixed order (deterministic for a given thread count). CUDA: the *_composite versions.
+//   tree_filter_forward_composite / tree_filter_backward_composite: device-generic ATen ops around
+//       tree_filter_passes (the CUDA path; callable on CPU so the tests check it there).
 #include "tree_filter.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <cmath>
 #include <vector>
 
 #include "minimax.h"
@@ -175,6 +181,202 @@ void check_filter_inputs(const at::Tensor& features, const at::Tensor& embed, co
                     "wsss::", op, ": topology must be the (B, 5, H*W+1) int32 output of tree_filter_topology");
 }
 
+// ---- fused CPU forward / backward --------------------------------------------------------------------
+
+// Edge weights at BFS positions (w[0] = 0) and, when `delta` is given, the embedding differences
+// delta[e*N + k] = embed_e(order[k]) - embed_e(order[parent[k]]).
+template <typename T>
+void position_weights(const T* embed, int64_t E, int64_t N, const int32_t* order, const int32_t* parent, double* w,
+                      double* delta) {
+  w[0] = 0.0;
+  if (delta)
+    for (int64_t e = 0; e < E; ++e) delta[e * N] = 0.0;
+  for (int64_t k = 1; k < N; ++k) {
+    const int64_t i = order[k], j = order[parent[k]];
+    double s = 0.0;
+    for (int64_t e = 0; e < E; ++e) {
+      const double d = static_cast<double>(embed[e * N + i]) - static_cast<double>(embed[e * N + j]);
+      if (delta) delta[e * N + k] = d;
+      s += d * d;
+    }
+    w[k] = std::exp(-s);
+  }
+}
+
+inline void up_pass(double* u, const double* w, const int32_t* parent, int64_t N) {
+  for (int64_t k = N - 1; k >= 1; --k) u[parent[k]] += w[k] * u[k];
+}
+
+// a holds U on entry and A on exit (a parent's A is final before its children are visited).
+inline void down_pass(double* a, const double* w, const int32_t* parent, int64_t N) {
+  for (int64_t k = 1; k < N; ++k) a[k] = a[k] * (1.0 - w[k] * w[k]) + w[k] * a[parent[k]];
+}
+
+const int32_t* topo_row(const at::Tensor& topo, int64_t b, int row) {
+  const int64_t N1 = topo.size(2);
+  return topo.data_ptr<int32_t>() + (b * kTopologyRows + row) * N1;
+}
+
+at::Tensor tree_filter_forward_cpu(const at::Tensor& features_in, const at::Tensor& embed_in,
+                                   const at::Tensor& topo_in) {
+  check_filter_inputs(features_in, embed_in, topo_in, "tree_filter_forward");
+  const at::Tensor features = features_in.contiguous(), embed = embed_in.contiguous(), topo = topo_in.contiguous();
+  const int64_t B = features.size(0), C = features.size(1), E = embed.size(1);
+  const int64_t N = features.size(2) * features.size(3);
+  at::Tensor out = at::empty_like(features);
+  std::vector<double> weights(B * N), norm(B * N, 1.0);
+  AT_DISPATCH_FLOATING_TYPES(features.scalar_type(), "tree_filter_forward", [&] {
+    const scalar_t* x = features.data_ptr<scalar_t>();
+    const scalar_t* emb = embed.data_ptr<scalar_t>();
+    scalar_t* o = out.data_ptr<scalar_t>();
+    at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin; b < end; ++b) {
+        const int32_t* order = topo_row(topo, b, kOrder);
+        const int32_t* parent = topo_row(topo, b, kParent);
+        double* w = weights.data() + b * N;
+        position_weights(emb + b * E * N, E, N, order, parent, w, nullptr);
+        up_pass(norm.data() + b * N, w, parent, N);
+        down_pass(norm.data() + b * N, w, parent, N);
+      }
+    });
+    at::parallel_for(0, B * C, 1, [&](int64_t begin, int64_t end) {
+      std::vector<double> a(N);
+      for (int64_t row = begin; row < end; ++row) {
+        const int64_t b = row / C;
+        const int32_t* order = topo_row(topo, b, kOrder);
+        const int32_t* parent = topo_row(topo, b, kParent);
+        const double* w = weights.data() + b * N;
+        const double* n = norm.data() + b * N;
+        const scalar_t* xr = x + row * N;
+        scalar_t* orow = o + row * N;
+        for (int64_t k = 0; k < N; ++k) a[k] = static_cast<double>(xr[order[k]]);
+        up_pass(a.data(), w, parent, N);
+        down_pass(a.data(), w, parent, N);
+        for (int64_t k = 0; k < N; ++k) orow[order[k]] = static_cast<scalar_t>(a[k] / n[k]);
+      }
+    });
+  });
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor> tree_filter_backward_cpu(const at::Tensor& grad_in, const at::Tensor& features_in,
+                                                            const at::Tensor& embed_in, const at::Tensor& topo_in) {
+  check_filter_inputs(features_in, embed_in, topo_in, "tree_filter_backward");
+  TORCH_CHECK_VALUE(grad_in.sizes() == features_in.sizes() && grad_in.scalar_type() == features_in.scalar_type(),
+                    "wsss::tree_filter_backward: grad_out ", grad_in.sizes(), " must match features ",
+                    features_in.sizes());
+  const at::Tensor grad = grad_in.contiguous(), features = features_in.contiguous(), embed = embed_in.contiguous();
+  const at::Tensor topo = topo_in.contiguous();
+  const int64_t B = features.size(0), C = features.size(1), E = embed.size(1);
+  const int64_t N = features.size(2) * features.size(3);
+  at::Tensor grad_features = at::empty_like(features), grad_embed = at::empty_like(embed);
+  // Per image: weights, embedding differences, U(1) and A(1).
+  std::vector<double> weights(B * N), delta(B * E * N), up_one(B * N, 1.0), norm(B * N);
+  // Channel chunks per image; every job accumulates its own dL/dw and dL/dA(1) (reduced in job order).
+  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(C, (at::get_num_threads() + B - 1) / B));
+  std::vector<double> acc_w(B * chunks * N, 0.0), acc_n(B * chunks * N, 0.0);
+  AT_DISPATCH_FLOATING_TYPES(features.scalar_type(), "tree_filter_backward", [&] {
+    const scalar_t* x = features.data_ptr<scalar_t>();
+    const scalar_t* g = grad.data_ptr<scalar_t>();
+    const scalar_t* emb = embed.data_ptr<scalar_t>();
+    scalar_t* gx = grad_features.data_ptr<scalar_t>();
+    scalar_t* ge = grad_embed.data_ptr<scalar_t>();
+    at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin; b < end; ++b) {
+        const int32_t* order = topo_row(topo, b, kOrder);
+        const int32_t* parent = topo_row(topo, b, kParent);
+        double* w = weights.data() + b * N;
+        position_weights(emb + b * E * N, E, N, order, parent, w, delta.data() + b * E * N);
+        double* u1 = up_one.data() + b * N;
+        up_pass(u1, w, parent, N);
+        std::copy(u1, u1 + N, norm.data() + b * N);
+        down_pass(norm.data() + b * N, w, parent, N);
+      }
+    });
+    at::parallel_for(0, B * chunks, 1, [&](int64_t begin, int64_t end) {
+      std::vector<double> ux(N), ax(N), uu(N), au(N);
+      for (int64_t job = begin; job < end; ++job) {
+        const int64_t b = job / chunks, chunk = job % chunks;
+        const int32_t* order = topo_row(topo, b, kOrder);
+        const int32_t* parent = topo_row(topo, b, kParent);
+        const double* w = weights.data() + b * N;
+        const double* n = norm.data() + b * N;
+        double* dw = acc_w.data() + job * N;
+        double* dn = acc_n.data() + job * N;
+        for (int64_t c = C * chunk / chunks; c < C * (chunk + 1) / chunks; ++c) {
+          const scalar_t* xr = x + (b * C + c) * N;
+          const scalar_t* gr = g + (b * C + c) * N;
+          scalar_t* gxr = gx + (b * C + c) * N;
+          for (int64_t k = 0; k < N; ++k) {
+            ux[k] = static_cast<double>(xr[order[k]]);
+            uu[k] = static_cast<double>(gr[order[k]]) / n[k];
+          }
+          up_pass(ux.data(), w, parent, N);
+          up_pass(uu.data(), w, parent, N);
+          std::copy(ux.begin(), ux.end(), ax.begin());
+          std::copy(uu.begin(), uu.end(), au.begin());
+          down_pass(ax.data(), w, parent, N);
+          down_pass(au.data(), w, parent, N);
+          for (int64_t k = 0; k < N; ++k) {
+            gxr[order[k]] = static_cast<scalar_t>(au[k]);
+            dn[k] -= static_cast<double>(gr[order[k]]) * ax[k] / (n[k] * n[k]);
+          }
+          for (int64_t k = 1; k < N; ++k) {
+            const int64_t p = parent[k];
+            dw[k] += uu[k] * (ax[p] - w[k] * ux[k]) + ux[k] * (au[p] - w[k] * uu[k]);
+          }
+        }
+      }
+    });
+    at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
+      std::vector<double> dw(N), un(N), an(N), gemb(E * N);
+      for (int64_t b = begin; b < end; ++b) {
+        const int32_t* order = topo_row(topo, b, kOrder);
+        const int32_t* parent = topo_row(topo, b, kParent);
+        const double* w = weights.data() + b * N;
+        const double* n = norm.data() + b * N;
+        const double* u1 = up_one.data() + b * N;
+        std::fill(dw.begin(), dw.end(), 0.0);
+        std::fill(un.begin(), un.end(), 0.0);
+        for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+          const double* aw = acc_w.data() + (b * chunks + chunk) * N;
+          const double* an_ = acc_n.data() + (b * chunks + chunk) * N;
+          for (int64_t k = 0; k < N; ++k) {
+            dw[k] += aw[k];
+            un[k] += an_[k];
+          }
+        }
+        // The normaliser's share: u = dL/dA(1), y = 1.
+        up_pass(un.data(), w, parent, N);
+        std::copy(un.begin(), un.end(), an.begin());
+        down_pass(an.data(), w, parent, N);
+        std::fill(gemb.begin(), gemb.end(), 0.0);
+        const double* d = delta.data() + b * E * N;
+        for (int64_t k = 1; k < N; ++k) {
+          const int64_t p = parent[k];
+          const double total = dw[k] + un[k] * (n[p] - w[k] * u1[k]) + u1[k] * (an[p] - w[k] * un[k]);
+          const double coef = -2.0 * w[k] * total;  // dL/dd_k times d(d_k)/d(delta) = 2 delta
+          const int64_t i = order[k], j = order[p];
+          for (int64_t e = 0; e < E; ++e) {
+            const double v = coef * d[e * N + k];
+            gemb[e * N + i] += v;
+            gemb[e * N + j] -= v;
+          }
+        }
+        scalar_t* geb = ge + b * E * N;
+        for (int64_t q = 0; q < E * N; ++q) geb[q] = static_cast<scalar_t>(gemb[q]);
+      }
+    });
+  });
+  return {grad_features, grad_embed};
+}
+
+}  // namespace
+
+// ---- device-generic forward / backward (the CUDA path) --------------------------------------------
+
+namespace {
+
 // Per-image tensors in BFS position order shared by forward and backward.
 struct Layout {
   at::Tensor order, parent;      // (B, N) int64
@@ -207,7 +409,10 @@ at::Tensor to_pixels(const at::Tensor& t, const Layout& l, const at::Tensor& lik
       .view({B, K, like.size(2), like.size(3)});
 }
 
-at::Tensor tree_filter_forward(const at::Tensor& features, const at::Tensor& embed, const at::Tensor& topo) {
+}  // namespace
+
+at::Tensor tree_filter_forward_composite(const at::Tensor& features, const at::Tensor& embed,
+                                         const at::Tensor& topo) {
   check_filter_inputs(features, embed, topo, "tree_filter_forward");
   const int64_t B = features.size(0), N = features.size(2) * features.size(3);
   const Layout l = make_layout(embed, topo);
@@ -216,8 +421,9 @@ at::Tensor tree_filter_forward(const at::Tensor& features, const at::Tensor& emb
   return to_pixels(filtered / norm, l, features);
 }
 
-std::tuple<at::Tensor, at::Tensor> tree_filter_backward(const at::Tensor& grad_out, const at::Tensor& features,
-                                                        const at::Tensor& embed, const at::Tensor& topo) {
+std::tuple<at::Tensor, at::Tensor> tree_filter_backward_composite(const at::Tensor& grad_out,
+                                                                  const at::Tensor& features,
+                                                                  const at::Tensor& embed, const at::Tensor& topo) {
   check_filter_inputs(features, embed, topo, "tree_filter_backward");
   TORCH_CHECK_VALUE(grad_out.sizes() == features.sizes() && grad_out.device() == features.device(),
                     "wsss::tree_filter_backward: grad_out ", grad_out.sizes(), " must match features ",
@@ -245,7 +451,6 @@ std::tuple<at::Tensor, at::Tensor> tree_filter_backward(const at::Tensor& grad_o
   return {to_pixels(all_u, l, features), to_pixels(grad_embed_pos, l, embed)};
 }
 
-}  // namespace
 }  // namespace tree
 }  // namespace wsss
 
@@ -254,14 +459,19 @@ TORCH_LIBRARY_FRAGMENT(wsss, m) {
   m.def("tree_filter_passes(Tensor y, Tensor weights, Tensor topology) -> (Tensor, Tensor)");
   m.def("tree_filter_forward(Tensor features, Tensor embed, Tensor topology) -> Tensor");
   m.def("tree_filter_backward(Tensor grad_out, Tensor features, Tensor embed, Tensor topology) -> (Tensor, Tensor)");
+  m.def("tree_filter_forward_composite(Tensor features, Tensor embed, Tensor topology) -> Tensor");
+  m.def("tree_filter_backward_composite(Tensor grad_out, Tensor features, Tensor embed, Tensor topology) -> "
+        "(Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(wsss, CPU, m) {
   m.impl("tree_filter_passes", &wsss::tree::tree_filter_passes_cpu);
+  m.impl("tree_filter_forward", &wsss::tree::tree_filter_forward_cpu);
+  m.impl("tree_filter_backward", &wsss::tree::tree_filter_backward_cpu);
 }
 
 TORCH_LIBRARY_IMPL(wsss, CompositeExplicitAutograd, m) {
   m.impl("tree_filter_topology", &wsss::tree::tree_filter_topology);
-  m.impl("tree_filter_forward", &wsss::tree::tree_filter_forward);
-  m.impl("tree_filter_backward", &wsss::tree::tree_filter_backward);
+  m.impl("tree_filter_forward_composite", &wsss::tree::tree_filter_forward_composite);
+  m.impl("tree_filter_backward_composite", &wsss::tree::tree_filter_backward_composite);
 }

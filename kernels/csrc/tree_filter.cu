@@ -1,7 +1,8 @@
 // TreeFilter's two passes on CUDA (tree_filter_passes). One block per (image, channel) row walks the
 // BFS levels of its image's tree (tree_filter.h): leaf -> root, each node gathering its children
 // (consecutive BFS positions, so the sum order is fixed and the result deterministic), then root ->
-// leaf; __syncthreads between levels. Forward/backward (tree_filter.cpp) are ATen ops around it.
+// leaf; __syncthreads between levels. The CUDA forward/backward are the device-generic composites of
+// tree_filter.cpp (ATen ops around these passes).
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty_like.h>
 #include <c10/cuda/CUDAException.h>
@@ -96,4 +97,6 @@ std::tuple<at::Tensor, at::Tensor> tree_filter_passes_cuda(const at::Tensor& y_i
 
 TORCH_LIBRARY_IMPL(wsss, CUDA, m) {
   m.impl("tree_filter_passes", &wsss::tree::tree_filter_passes_cuda);
+  m.impl("tree_filter_forward", &wsss::tree::tree_filter_forward_composite);
+  m.impl("tree_filter_backward", &wsss::tree::tree_filter_backward_composite);
 }

@@ -9,10 +9,23 @@
 // Column N is padding (only the kLevel row uses it).
 #pragma once
 
+#include <ATen/core/Tensor.h>
+
+#include <tuple>
+
 namespace wsss {
 namespace tree {
 
 constexpr int kOrder = 0, kParent = 1, kChildBegin = 2, kChildEnd = 3, kLevel = 4, kTopologyRows = 5;
+
+// Device-generic forward / backward (ATen ops around the tree_filter_passes op): the CUDA kernels of
+// tree_filter_forward / tree_filter_backward, and the *_composite ops on every device.
+at::Tensor tree_filter_forward_composite(const at::Tensor& features, const at::Tensor& embed,
+                                         const at::Tensor& topology);
+std::tuple<at::Tensor, at::Tensor> tree_filter_backward_composite(const at::Tensor& grad_out,
+                                                                  const at::Tensor& features,
+                                                                  const at::Tensor& embed,
+                                                                  const at::Tensor& topology);
 
 }  // namespace tree
 }  // namespace wsss

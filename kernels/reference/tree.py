@@ -186,3 +186,34 @@ def tree_filter(features: torch.Tensor, embed: torch.Tensor, tree: torch.Tensor)
         similarity = torch.exp(-(incidence @ dist)) if n > 1 else torch.ones(1, 1, dtype=torch.float64)
         outs.append((x[i] @ similarity.T) / similarity.sum(1))
     return torch.stack(outs).reshape(b, c, h, w) if outs else x.reshape(b, c, h, w)
+
+
+def tree_filter_bfs(features: torch.Tensor, embed: torch.Tensor, tree: torch.Tensor) -> torch.Tensor:
+    """TreeFilter's own algorithm written plainly in NumPy (float64, forward only; benchmark baseline).
+
+    BFS from pixel 0 (``scipy.sparse.csgraph.breadth_first_order``), then a Python loop over the BFS
+    order leaf -> root (``U_p += w U_k``) and root -> leaf (``A_k = U_k (1 - w^2) + w A_p``) with the
+    normaliser carried as one more channel; same result as :func:`tree_filter`.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import breadth_first_order
+
+    b, c, h, w = features.shape
+    n = h * w
+    x = features.detach().cpu().double().numpy().reshape(b, c, n)
+    emb = embed.detach().cpu().double().numpy().reshape(b, embed.shape[1], n)
+    edges = tree.detach().cpu().numpy().astype(np.int64)
+    out = np.empty_like(x)
+    for i in range(b):
+        graph = coo_matrix((np.ones(n - 1), (edges[i][:, 0], edges[i][:, 1])), shape=(n, n))
+        order, predecessor = breadth_first_order(graph, 0, directed=False, return_predecessors=True)
+        child, parent = order[1:], predecessor[order[1:]]
+        weight = np.exp(-((emb[i][:, child] - emb[i][:, parent]) ** 2).sum(0))
+        up = np.concatenate([x[i], np.ones((1, n))]).T.copy()  # (N, C+1): rows are nodes
+        for k in range(n - 2, -1, -1):
+            up[parent[k]] += weight[k] * up[child[k]]
+        full = up.copy()
+        for k in range(n - 1):
+            full[child[k]] = up[child[k]] * (1.0 - weight[k] ** 2) + weight[k] * full[parent[k]]
+        out[i] = (full[:, :c] / full[:, c:]).T
+    return torch.from_numpy(out).reshape(b, c, h, w)
