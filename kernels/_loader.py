@@ -6,7 +6,6 @@ import functools
 
 import torch
 
-from kernels.build import library_path, sources_digest
 from wsss.errors import WsssError
 
 
@@ -16,6 +15,10 @@ def load_library() -> str:
 
     Raises :class:`WsssError` if the library is missing or older than its sources.
     """
+    # Imported here, not at module level: ``kernels/__init__`` imports this module, and a module-level
+    # import would load ``kernels.build`` before ``python -m kernels.build`` runs it as ``__main__``.
+    from kernels.build import library_path, sources_digest
+
     candidates = ["cuda", "cpu"] if torch.cuda.is_available() else ["cpu"]
     for variant in candidates:
         path = library_path(variant)

@@ -148,13 +148,30 @@ def _nvcc_check_command(nvcc: str, source: Path, obj: Path) -> list[str]:
     ]
 
 
+def _local_includes(source: Path) -> list[Path]:
+    """The ``#include "x"`` files of ``source`` found in csrc, transitively, sorted."""
+    import re
+
+    found: set[Path] = set()
+    pending = [source]
+    while pending:
+        text = pending.pop().read_text(errors="replace")
+        for name in re.findall(r'^\s*#\s*include\s*"([^"]+)"', text, flags=re.MULTILINE):
+            path = CSRC / name
+            if path.exists() and path not in found:
+                found.add(path)
+                pending.append(path)
+    return sorted(found)
+
+
 def check_cuda_sources(out_dir: Path | None = None, verbose: bool = False, jobs: int | None = None,
                        force: bool = False) -> list[Path]:
     """Compile each ``csrc/*.cu`` to an object file with nvcc and torch's headers; return the objects.
 
     Needs a CUDA toolkit, not a GPU. Files compile in parallel (``jobs``, default: all cores). An
-    object is reused when it was compiled from exactly the same source, headers, command, nvcc and
-    torch (a digest stamp beside it), unless ``force``. Raises ``RuntimeError`` with nvcc's output
+    object is reused when it was compiled from exactly the same source, local headers
+    (``#include "..."``, transitively), command, nvcc and torch (a digest stamp beside it), unless
+    ``force``. A file lock serialises concurrent checks. Raises ``RuntimeError`` with nvcc's output
     on failure.
     """
     from concurrent.futures import ThreadPoolExecutor
@@ -168,13 +185,13 @@ def check_cuda_sources(out_dir: Path | None = None, verbose: bool = False, jobs:
     version = subprocess.run([nvcc, "--version"], capture_output=True, text=True).stdout
     out_dir = out_dir or (BUILD_ROOT / "cuda_check")
     out_dir.mkdir(parents=True, exist_ok=True)
-    headers = b"".join(p.name.encode() + p.read_bytes() for p in sorted(CSRC.glob("*.h")) + sorted(CSRC.glob("*.cuh")))
 
     def compile_one(source: Path) -> Path:
         obj = out_dir / (source.stem + ".o")
         stamp = out_dir / (source.stem + ".o.sha256")
         cmd = _nvcc_check_command(nvcc, source, obj)
-        key = hashlib.sha256(source.read_bytes() + headers + " ".join(cmd).encode() + version.encode()
+        local = b"".join(p.name.encode() + p.read_bytes() for p in _local_includes(source))
+        key = hashlib.sha256(source.read_bytes() + local + " ".join(cmd).encode() + version.encode()
                              + torch.__version__.encode()).hexdigest()
         if not force and obj.exists() and stamp.exists() and stamp.read_text().strip() == key:
             return obj
@@ -187,8 +204,10 @@ def check_cuda_sources(out_dir: Path | None = None, verbose: bool = False, jobs:
         stamp.write_text(key + "\n")
         return obj
 
+    from filelock import FileLock
+
     files = sorted(CSRC.glob("*.cu"))
-    with ThreadPoolExecutor(max_workers=max(1, jobs or os.cpu_count() or 1)) as pool:
+    with FileLock(str(out_dir / ".lock")), ThreadPoolExecutor(max_workers=max(1, jobs or os.cpu_count() or 1)) as pool:
         return list(pool.map(compile_one, files))
 
 

@@ -59,15 +59,13 @@ def pair_affinity_from_features(features: torch.Tensor, radius: int) -> torch.Te
     height, width = features.shape[-2:]
     planes = []
     for dy, dx in offsets:
-        rows, cols = height - dy, width - abs(dx)
-        if rows <= 0 or cols <= 0:
-            planes.append(features.new_zeros(features.shape[0], height, width))
-            continue
-        left = max(0, -dx)  # first source column whose neighbour is inside
+        rows, cols = max(0, height - dy), max(0, width - abs(dx))
+        left = min(max(0, -dx), width)  # first source column whose neighbour is inside
         source = features[:, :, :rows, left:left + cols]
-        target = features[:, :, dy:, left + dx:left + dx + cols]
+        target = features[:, :, dy:dy + rows, left + dx:left + dx + cols] if cols else source
         affinity = torch.exp(-(source - target).abs().mean(dim=1))
-        planes.append(F.pad(affinity, (left, width - left - cols, 0, dy)))
+        # (computed even when empty, so that the zeros stay attached to the autograd graph)
+        planes.append(F.pad(affinity, (left, width - left - cols, 0, height - rows)))
     if not planes:
         return features.new_zeros(features.shape[0], 0, height, width)
     return torch.stack(planes, dim=1)

@@ -10,9 +10,9 @@
 // needs no bounds test and neighbours outside the image read zeros. Outputs written into the padding
 // columns are multiplied by a zero `post` there, so the padding stays zero across ping-pong steps.
 //
-// Loop order per step: rows of (b, y) split statically over OpenMP threads (so each thread keeps its
-// band of weights hot in its cache across steps); per row, channels in groups of up to four that
-// share every weight load; per group, vector tiles across x with the accumulators in registers.
+// Loop order per step: rows of (b, y); per row, channels in groups of up to four that share every
+// weight load; per group, vector tiles across x with the accumulators in registers. Threads split
+// the (b, c) planes (no synchronisation) or, with fewer planes than threads, the rows (see propagate).
 #pragma once
 
 #include <ATen/Parallel.h>
@@ -104,17 +104,22 @@ static inline __attribute__((always_inline)) void row_group(const Problem& P, co
   }
 }
 
-// One propagation step for the rows [row_begin, row_end) of the flattened (b, y) range.
+// One propagation step for the rows [row_begin, row_end) of the flattened (b, y) range, restricted to
+// the value planes (b * C + c) in [plane_begin, plane_end).
 template <typename T>
 static inline __attribute__((always_inline)) void rows_impl(const Problem& P, const T* w_all, const T* src, T* dst,
-                                                            const T* post_all, int64_t row_begin, int64_t row_end) {
+                                                            const T* post_all, int64_t row_begin, int64_t row_end,
+                                                            int64_t plane_begin, int64_t plane_end) {
   const PaddedGrid& g = P.grid;
   for (int64_t r = row_begin; r < row_end; ++r) {
     const int64_t b = r / g.H, y = r % g.H;
+    const int64_t c_begin = std::max<int64_t>(0, plane_begin - b * P.C);
+    const int64_t c_end = std::min<int64_t>(P.C, plane_end - b * P.C);
+    if (c_begin >= c_end) continue;
     const int64_t row = g.at(y, 0);
     const T* w = w_all + b * P.w_batch_stride;
-    for (int64_t c0 = 0; c0 < P.C; c0 += 4) {
-      const int cg = static_cast<int>(std::min<int64_t>(4, P.C - c0));
+    for (int64_t c0 = c_begin; c0 < c_end; c0 += 4) {
+      const int cg = static_cast<int>(std::min<int64_t>(4, c_end - c0));
       const T* in[4];
       T* out[4];
       const T* post[4];
@@ -134,25 +139,24 @@ static inline __attribute__((always_inline)) void rows_impl(const Problem& P, co
 }
 
 template <typename T>
-using RowsFn = void (*)(const Problem&, const T*, const T*, T*, const T*, int64_t, int64_t);
+using RowsFn = void (*)(const Problem&, const T*, const T*, T*, const T*, int64_t, int64_t, int64_t, int64_t);
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 // Compiled three times; the widest one this CPU supports is chosen at run time, so the library
 // stays portable (no -march=native) and still uses AVX-512 / AVX2 where present.
 template <typename T>
 __attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma"))) void rows_avx512(const Problem& P, const T* w, const T* s, T* d,
-                                                                               const T* p, int64_t a, int64_t e) {
-  rows_impl<T>(P, w, s, d, p, a, e);
+                                                                               const T* p, int64_t a, int64_t e, int64_t pb, int64_t pe) {
+  rows_impl<T>(P, w, s, d, p, a, e, pb, pe);
 }
 template <typename T>
-__attribute__((target("avx2,fma"))) void rows_avx2(const Problem& P, const T* w, const T* s, T* d, const T* p, int64_t a,
-                                                   int64_t e) {
-  rows_impl<T>(P, w, s, d, p, a, e);
+__attribute__((target("avx2,fma"))) void rows_avx2(const Problem& P, const T* w, const T* s, T* d, const T* p, int64_t a, int64_t e, int64_t pb, int64_t pe) {
+  rows_impl<T>(P, w, s, d, p, a, e, pb, pe);
 }
 #endif
 template <typename T>
-void rows_generic(const Problem& P, const T* w, const T* s, T* d, const T* p, int64_t a, int64_t e) {
-  rows_impl<T>(P, w, s, d, p, a, e);
+void rows_generic(const Problem& P, const T* w, const T* s, T* d, const T* p, int64_t a, int64_t e, int64_t pb, int64_t pe) {
+  rows_impl<T>(P, w, s, d, p, a, e, pb, pe);
 }
 
 template <typename T>
@@ -168,32 +172,47 @@ RowsFn<T> select_rows_fn() {
 
 // Runs `steps` steps between the ping-pong buffers a and b ([B][C][plane], zero padding, input in a);
 // returns the buffer holding the result.
+//
+// With at least as many value planes (b, c) as threads, each thread owns a contiguous share of the
+// planes and runs all steps on it alone: no synchronisation at all (a barrier per step costs a
+// scheduler time slice whenever the machine is oversubscribed). With fewer planes than threads
+// (e.g. one channel on a many-core machine), threads split the rows and meet at a barrier per step.
 template <typename T>
 T* propagate(const Problem& P, const T* weights, const T* post, T* a, T* b, int64_t steps) {
   const RowsFn<T> fn = select_rows_fn<T>();
-  const int64_t nrows = P.B * P.grid.H;
-  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), nrows)));
+  const int64_t nrows = P.B * P.grid.H, nplanes = P.B * P.C;
+  const int64_t max_threads = std::max<int64_t>(1, at::get_num_threads());
+  const bool by_planes = nplanes >= max_threads;
+  const int threads = static_cast<int>(std::min<int64_t>(max_threads, by_planes ? nplanes : nrows));
   T* result = steps % 2 == 0 ? a : b;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(threads)
   {
-    const int tid = omp_get_thread_num();
-    const int nth = omp_get_num_threads();
+    const int64_t tid = omp_get_thread_num();
+    const int64_t nth = omp_get_num_threads();
 #else
   {
-    const int tid = 0, nth = 1;
+    const int64_t tid = 0, nth = 1;
     (void)threads;
 #endif
-    // Static, contiguous bands of rows: the same thread touches the same weights every step.
-    const int64_t begin = nrows * tid / nth, end = nrows * (tid + 1) / nth;
     T* src = a;
     T* dst = b;
-    for (int64_t s = 0; s < steps; ++s) {
-      fn(P, weights, src, dst, post, begin, end);
+    if (by_planes) {
+      const int64_t begin = nplanes * tid / nth, end = nplanes * (tid + 1) / nth;
+      for (int64_t s = 0; s < steps; ++s) {
+        fn(P, weights, src, dst, post, 0, nrows, begin, end);
+        std::swap(src, dst);
+      }
+    } else {
+      // Static, contiguous bands of rows: the same thread touches the same weights every step.
+      const int64_t begin = nrows * tid / nth, end = nrows * (tid + 1) / nth;
+      for (int64_t s = 0; s < steps; ++s) {
+        fn(P, weights, src, dst, post, begin, end, 0, nplanes);
 #ifdef _OPENMP
 #pragma omp barrier
 #endif
-      std::swap(src, dst);
+        std::swap(src, dst);
+      }
     }
   }
   return result;
