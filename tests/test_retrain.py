@@ -47,7 +47,8 @@ def test_batch_schedule_deterministic_and_sharded():
     shards = [list(BatchSchedule(10, 4, 7, seed=3, rank=r, world_size=2)) for r in range(2)]
     for it in range(7):
         assert sorted(shards[0][it] + shards[1][it]) == sorted(batches[it])
-    assert list(BatchSchedule(3, 8, 2, seed=0))[0].__len__() == 3  # fewer samples than a batch
+    small = list(BatchSchedule(3, 8, 2, seed=0))[0]  # fewer samples than a batch: repeated to a full batch
+    assert len(small) == 8 and {i for _, i in small} == {0, 1, 2}
     with pytest.raises(WsssError):
         BatchSchedule(10, 1, 2, seed=0, world_size=2)
 
@@ -237,3 +238,20 @@ def test_maskrcnn_samples_from_exported_json(tiny):
         m = tgt["masks"][0].numpy()
         ys, xs = np.nonzero(m)
         assert tgt["boxes"][0].tolist() == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+
+
+@pytest.mark.slow
+def test_deeplab_under_torchrun_two_cpu_processes(tiny, tmp_path):
+    """The multi-GPU path (DDP when WORLD_SIZE > 1) with gloo on CPU: each rank takes half of every batch."""
+    root, labels = tiny
+    out = tmp_path / "deeplab"
+    run = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+         "stages.train_deeplab", "dataset=folder", f"dataset.root={root}", "dataset.name=tiny", "deeplab=minivoc",
+         "model.arch=resnet10", "model.init_from_classifier=false", f"labels_dir={labels}", f"out_dir={out}",
+         f"work_dir={tmp_path / 'work'}", "train.iterations=2", "train.batch_size=4", "train.crop=32",
+         "eval.crf=false", "num_threads=1"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (out / "model.pt").is_file() and json.loads((out / "metrics.json").read_text())["n_images"] == 2

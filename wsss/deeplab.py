@@ -141,6 +141,10 @@ def train_deeplab(
     Returns the model (eval mode, on ``device``) and the loss history.
     """
     torch.manual_seed(seed)
+    synced = settings.sync_bn and ctx.enabled and device.type == "cuda"
+    if settings.batch_size // ctx.world_size < 2 and not synced:
+        raise WsssError(f"train.batch_size: {settings.batch_size} gives {settings.batch_size // ctx.world_size} image(s) "
+                        f"per process; BatchNorm (ASPP's pooling branch) needs at least 2")
     samples = PseudoLabelSamples(dataset, labels_dir, settings.crop, settings.scale_range, seed, num_classes)
     model = make_deeplab(settings, num_classes).to(device)
     trunk, head = deeplab_param_groups(model)
@@ -212,6 +216,5 @@ def evaluate_deeplab(
         probs = predict_probs(model, image, device, scales, flip)
         plain.add(image_id, probs.argmax(axis=0).astype(np.uint8))
         if refined is not None:
-            # a writable copy: pydensecrf rejects the read-only arrays PIL decodes into
-            refined.add(image_id, crf_from_probs(np.array(image), probs, crf).argmax(axis=0).astype(np.uint8))
+            refined.add(image_id, crf_from_probs(image, probs, crf).argmax(axis=0).astype(np.uint8))
     return {"plain": plain.finish(), "crf": refined.finish() if refined is not None else None}

@@ -80,7 +80,8 @@ class BatchSchedule:
 
     A pass (epoch) has ``max(1, n // batch_size)`` batches of a fresh
     permutation seeded by ``(seed, epoch)`` (the last partial batch is dropped;
-    with fewer samples than ``batch_size`` a batch is the whole permutation).
+    with fewer samples than ``batch_size`` a batch is the permutation repeated
+    to ``batch_size``), so every batch is full.
     Iterating yields, per iteration, this rank's keys ``[(epoch, index), ...]``.
     """
 
@@ -104,7 +105,8 @@ class BatchSchedule:
         if self._perm is None or self._perm[0] != epoch:
             self._perm = (epoch, np.random.default_rng([self.seed, epoch]).permutation(self.n))
         perm = self._perm[1]
-        chosen = perm if self.n < self.batch_size else perm[b * self.batch_size:(b + 1) * self.batch_size]
+        chosen = np.resize(perm, self.batch_size) if self.n < self.batch_size \
+            else perm[b * self.batch_size:(b + 1) * self.batch_size]
         return [(epoch, int(i)) for i in chosen]
 
     def __len__(self) -> int:
