@@ -6,7 +6,7 @@ Snakemake config keys (``--config KEY="..."``):
 * ``<stage>`` (e.g. ``refine_crf``): overrides for that stage only, e.g. ``"crf.iterations=5"``.
 
 Each job's ``params.fingerprint`` is :func:`wsss.config.stage_fingerprint` of
-exactly the overrides its shell command passes, so a YAML edit, an override or a
+the overrides its shell command passes (less the folder paths, which follow from the wildcards), so a YAML edit, an override or a
 change of the stage's code reruns that job and everything downstream; nothing
 upstream. A bad override fails while Snakemake builds the DAG (``snakemake -n``).
 """
@@ -45,20 +45,25 @@ def _split(value) -> list[str]:
     return shlex.split(str(value))
 
 
-def stage_overrides(stage: str, wildcards: Mapping[str, str], dirs: Mapping[str, str], output_dir: str,
-                    config: Mapping) -> list[str]:
-    """The Hydra overrides of one job: dataset/supervision from the wildcards, upstream folders,
-    ``out_dir``, then the user's global and per-stage overrides (later ones win)."""
+def config_overrides(stage: str, wildcards: Mapping[str, str], config: Mapping) -> list[str]:
+    """The Hydra overrides that decide a job's config: dataset/supervision from the wildcards, then the
+    user's global and per-stage overrides (later ones win). Folder paths are left out: they follow from
+    the wildcards."""
     overrides = []
     if "dataset" in wildcards:
         overrides.append(f"dataset={wildcards['dataset']}")
     if "supervision" in wildcards:
         overrides.append(f"supervision={wildcards['supervision']}")
-    overrides += [f"{key}={value}" for key, value in dirs.items()]
-    overrides.append(f"out_dir={output_dir}")
-    overrides += _split(config.get(GLOBAL_KEY))
-    overrides += _split(config.get(stage))
-    return overrides
+    return overrides + _split(config.get(GLOBAL_KEY)) + _split(config.get(stage))
+
+
+def stage_overrides(stage: str, wildcards: Mapping[str, str], dirs: Mapping[str, str], output_dir: str,
+                    config: Mapping) -> list[str]:
+    """All overrides of one job's command: :func:`config_overrides` plus the upstream folders and ``out_dir``."""
+    paths = [f"{key}={value}" for key, value in dirs.items()] + [f"out_dir={output_dir}"]
+    base = config_overrides(stage, wildcards, config)
+    n_wildcards = sum(1 for key in ("dataset", "supervision") if key in wildcards)
+    return base[:n_wildcards] + paths + base[n_wildcards:]
 
 
 @functools.lru_cache(maxsize=None)
@@ -88,7 +93,9 @@ class StageCall:
 
     @property
     def fingerprint(self) -> Callable:
-        return lambda wildcards, input, output: _fingerprint(self.stage, tuple(self.overrides(wildcards, input, output)))
+        # A function of the wildcards only: Snakemake leaves params derived from input/output out of its
+        # params rerun trigger.
+        return lambda wildcards: _fingerprint(self.stage, tuple(config_overrides(self.stage, dict(wildcards.items()), self.config)))
 
 
 def dataset_inputs(wildcards) -> list[str]:
