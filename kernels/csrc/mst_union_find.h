@@ -66,11 +66,11 @@ inline bool operator<(const WeightedEdge& a, const WeightedEdge& b) {
   return a.key < b.key || (a.key == b.key && a.index < b.index);
 }
 
-// Stable LSD radix sort on the 64-bit key, 11-bit digits (6 passes; passes whose digit is the same
+// Stable LSD radix sort on the 64-bit key, 8-bit digits (8 passes; passes whose digit is the same
 // for every element are skipped). Input ties are in index order, so the result is the (key, index)
 // order. `buffer` holds n elements.
 inline void radix_sort(WeightedEdge* data, int64_t n, WeightedEdge* buffer) {
-  constexpr int kBits = 11, kPasses = 6;
+  constexpr int kBits = 8, kPasses = 8;
   constexpr int64_t kBuckets = int64_t{1} << kBits;
   std::vector<int64_t> histogram(kPasses * kBuckets, 0);
   for (int64_t i = 0; i < n; ++i) {
