@@ -20,7 +20,7 @@ import functools
 import os
 
 from wsss.config import compose
-from wsss.dag import stage_overrides
+from wsss.dag import config_overrides
 
 RETRAIN_SUPERVISIONS = ["image", "point", "scribble", "box"]
 
@@ -37,7 +37,7 @@ for _dataset in DATASETS:
 
 @functools.lru_cache(maxsize=None)
 def _uses_classifier(stage, dataset, supervision):
-    overrides = stage_overrides(stage, {"dataset": dataset, "supervision": supervision}, {}, "unused", config)
+    overrides = config_overrides(stage, {"dataset": dataset, "supervision": supervision}, config)
     return bool(compose(stage, overrides).model.init_from_classifier)
 
 
