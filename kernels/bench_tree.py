@@ -12,21 +12,21 @@
   lazy tags each time, as APro's heads call it once per instance); outputs compared.
 * ``tree_filter`` (forward): vs TreeFilter's BFS + two-pass algorithm in plain NumPy/Python.
 
-The reference always runs on the CPU. Times are the best of a few runs after a warm-up. Run
-directly with ``python -m kernels.bench_tree [--quick] [--device cpu|cuda]``.
+The reference always runs on the CPU, once; the kernel's time is the median of a few runs after a
+warm-up (:func:`kernels.bench.time_ms`). Usually run through ``python -m kernels.bench``; directly:
+``python -m kernels.bench_tree [--quick] [--device cpu|cuda] [--json]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import time
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from kernels import tree as ops
+from kernels.bench import record, time_ms
 from kernels.reference import tree as ref
 
 ZETA = 0.05
@@ -41,28 +41,13 @@ def _image(shape: tuple[int, int, int, int], seed: int) -> torch.Tensor:
     return smooth + 0.05 * torch.rand(b, c, h, w, generator=gen)
 
 
-def _best_ms(fn: Callable[[], object], reps: int, device: str) -> tuple[object, float]:
-    def sync() -> None:
-        if device == "cuda":
-            torch.cuda.synchronize()
-
-    start = time.perf_counter()
-    result = fn()  # warm-up (and the result); its time counts only when reps == 0
-    sync()
-    best = time.perf_counter() - start if reps == 0 else float("inf")
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        sync()
-        best = min(best, time.perf_counter() - start)
-    return result, best * 1e3
+def _impl(device: str, what: str) -> str:
+    where = f"C++ ({torch.get_num_threads()} threads)" if device == "cpu" else "CUDA"
+    return f"wsss {where}: {what}"
 
 
-def _record(op: str, impl: str, device: str, reference: str, shape, ms: float, reference_ms: float,
-            diff: float) -> dict:
-    return {"op": op, "impl": impl, "device": device, "reference": reference, "shape": list(shape),
-            "ms": round(ms, 3), "reference_ms": round(reference_ms, 3),
-            "speedup": round(reference_ms / ms, 2) if ms > 0 else float("inf"), "max_abs_diff": float(diff)}
+def _shape(name: str, shape) -> str:
+    return f"{name} {'x'.join(str(int(d)) for d in shape)}"
 
 
 def _scipy_mst(guide: torch.Tensor) -> list[float]:
@@ -75,20 +60,23 @@ def _tree_weight(tree: torch.Tensor, guide: torch.Tensor) -> list[float]:
 
 
 def mst_cases(quick: bool, device: str) -> list[dict]:
-    shapes = [(1, 3, 256, 256)] if quick else [(1, 3, 256, 256), (1, 3, 512, 512), (8, 3, 128, 128)]
+    shapes = [(1, 3, 128, 128)] if quick else [(1, 3, 256, 256), (1, 3, 512, 512), (8, 3, 128, 128)]
+    what = "Borůvka on the device" if device == "cuda" else "Kruskal (radix sort, union-find)"
     records = []
     for shape in shapes:
         guide = _image(shape, seed=1)
-        tree, ms = _best_ms(lambda: ops.grid_mst(guide.to(device)), 2 if quick else 5, device)
-        totals, ref_ms = _best_ms(lambda: _scipy_mst(guide), 1 if quick else 3, "cpu")
+        on_device = guide.to(device)
+        ms, tree = time_ms(lambda: ops.grid_mst(on_device), device, repeat=3 if quick else 5)
+        ref_ms, totals = time_ms(lambda: _scipy_mst(guide), "cpu", repeat=1, warmup=0)
         diff = max(abs(a - b) for a, b in zip(_tree_weight(tree.cpu(), guide), totals))
-        impl = "borůvka (device)" if device == "cuda" else "kruskal (radix sort, union-find)"
-        records.append(_record("grid_mst", impl, device, "scipy minimum_spanning_tree", shape, ms, ref_ms, diff))
+        records.append(record("grid_mst", _impl(device, what), device,
+                              "scipy minimum_spanning_tree (NumPy weights + CSR graph)", _shape("guide", shape), ms,
+                              ref_ms, diff))
     return records
 
 
 def minimax_cases(quick: bool, device: str) -> list[dict]:
-    sizes = [256] if quick else [256, 512]
+    sizes = [128] if quick else [256, 512]
     records = []
     for size in sizes:
         embed = _image((1, 3, size, size), seed=2)
@@ -96,29 +84,31 @@ def minimax_cases(quick: bool, device: str) -> list[dict]:
         for channels in (1, 21):
             values = torch.rand(1, channels, size, size, generator=torch.Generator().manual_seed(3))
             args = (values.to(device), tree.to(device), embed.to(device))
-            out, ms = _best_ms(lambda: ops.minimax_propagation(*args, ZETA), 2 if quick else 5, device)
-            want, ref_ms = _best_ms(lambda: ops.minimax_propagation_apro_reference(values, tree, embed, ZETA),
-                                    0 if quick else 1, "cpu")
+            ms, out = time_ms(lambda: ops.minimax_propagation(*args, ZETA), device, repeat=3 if quick else 5)
+            ref_ms, want = time_ms(lambda: ops.minimax_propagation_apro_reference(values, tree, embed, ZETA), "cpu",
+                                   repeat=1, warmup=0)
             diff = (out.cpu().double() - want.double()).abs().max().item()
-            records.append(_record("minimax_propagation", "kruskal reconstruction tree, shared by channels", device,
-                                   "APro algorithm (C++, 1 thread, per channel)", values.shape, ms, ref_ms, diff))
+            impl = _impl(device, "Kruskal reconstruction tree shared by channels")
+            reference = "APro algorithm (C++, 1 thread, channel by channel)"
+            records.append(record("minimax_propagation", impl, device, reference, _shape("values", values.shape), ms,
+                                  ref_ms, diff))
     return records
 
 
 def tree_filter_cases(quick: bool, device: str) -> list[dict]:
-    shapes = [(1, 1, 128, 128), (1, 21, 128, 128)] if quick else [(1, 1, 256, 256), (1, 21, 256, 256),
-                                                                   (1, 1, 512, 512)]
+    shapes = [(1, 1, 96, 96), (1, 21, 96, 96)] if quick else [(1, 1, 256, 256), (1, 21, 256, 256), (1, 1, 512, 512)]
     records = []
     for shape in shapes:
         embed = _image((shape[0], 3, *shape[2:]), seed=4)
         tree = ops.grid_mst(embed)
         features = torch.rand(*shape, generator=torch.Generator().manual_seed(5))
         args = (features.to(device), embed.to(device), tree.to(device))
-        out, ms = _best_ms(lambda: ops.tree_filter(*args), 2 if quick else 5, device)
-        want, ref_ms = _best_ms(lambda: ref.tree_filter_bfs(features, embed, tree), 0, "cpu")
+        ms, out = time_ms(lambda: ops.tree_filter(*args), device, repeat=3 if quick else 5)
+        ref_ms, want = time_ms(lambda: ref.tree_filter_bfs(features, embed, tree), "cpu", repeat=1, warmup=0)
         diff = (out.cpu().double() - want).abs().max().item()
-        records.append(_record("tree_filter", "BFS + two passes (forward)", device,
-                               "TreeFilter algorithm (NumPy, Python loop)", shape, ms, ref_ms, diff))
+        records.append(record("tree_filter", _impl(device, "BFS + two passes (forward)"), device,
+                              "TreeFilter algorithm (NumPy, Python loop)", _shape("features", shape), ms, ref_ms,
+                              diff))
     return records
 
 
@@ -135,13 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--json", action="store_true", help="print the records as JSON lines")
     args = parser.parse_args(argv)
-    for record in cases(args.quick, args.device):
+    for rec in cases(args.quick, args.device):
         if args.json:
-            print(json.dumps(record))
+            print(json.dumps(rec))
         else:
-            print(f"{record['op']:<20} {str(tuple(record['shape'])):<20} {record['device']:<5} "
-                  f"{record['ms']:>9.2f} ms  ref {record['reference_ms']:>9.2f} ms  x{record['speedup']:<7} "
-                  f"max|diff| {record['max_abs_diff']:.1e}")
+            print(f"{rec['op']:<20} {rec['shape']:<22} {rec['device']:<5} "
+                  f"{rec['ms']:>9.2f} ms  ref {rec['reference_ms']:>9.2f} ms  x{rec['speedup']:<7} "
+                  f"max|diff| {rec['max_abs_diff']:.1e}")
     return 0
 
 

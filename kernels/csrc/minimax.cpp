@@ -106,7 +106,7 @@ void build_krt(const int64_t* edges, int64_t N, EdgeAt edge_at, int32_t* child0,
 
 template <typename T>
 void edge_weights_image(const int64_t* edges, const T* embed, int64_t E, int64_t N, double* w) {
-  at::parallel_for(0, N - 1, 1 << 13, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, N - 1, grain_for(E + 1), [&](int64_t begin, int64_t end) {
     for (int64_t k = begin; k < end; ++k) w[k] = squared_distance(embed, E, N, edges[2 * k], edges[2 * k + 1]);
   });
 }
@@ -121,7 +121,7 @@ at::Tensor minimax_edge_weights_cpu(const at::Tensor& tree_in, const at::Tensor&
   const int64_t* edges = tree.data_ptr<int64_t>();
   AT_DISPATCH_FLOATING_TYPES(embed.scalar_type(), "minimax_edge_weights", [&] {
     const scalar_t* e = embed.data_ptr<scalar_t>();
-    at::parallel_for(0, B * (N - 1), 1 << 13, [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, B * (N - 1), grain_for(E + 1), [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         const int64_t b = i / (N - 1), k = i % (N - 1);
         const int64_t* uv = edges + b * (N - 1) * 2 + 2 * k;
@@ -251,7 +251,7 @@ at::Tensor minimax_propagation_cpu(const at::Tensor& values_in, const at::Tensor
     const scalar_t* p = values.data_ptr<scalar_t>();
     scalar_t* o = out.data_ptr<scalar_t>();
     std::vector<Reconstruction> recon(B);
-    at::parallel_for(0, B, B >= threads ? 1 : B, [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, B, B >= threads ? grain_for(N * (E + 16)) : B, [&](int64_t begin, int64_t end) {
       for (int64_t b = begin; b < end; ++b)
         reconstruct(edges + b * (N - 1) * 2, e + b * E * N, E, N, zz, b, recon[b]);
     });
@@ -259,10 +259,12 @@ at::Tensor minimax_propagation_cpu(const at::Tensor& values_in, const at::Tensor
     // random accesses mostly hit the cache (K = 4 at 256x256, 1 at 512x512, 16 at 96x96), and there
     // are enough blocks for every thread.
     const int64_t fit = std::max<int64_t>(1, (int64_t{1} << 22) / ((2 * N - 1) * 8));
-    int64_t blocks = std::max((C + fit - 1) / std::min<int64_t>(fit, 16), std::min(C, (threads + B - 1) / B));
+    const bool split = B * C * N >= 4 * kMinParallelWork;
+    int64_t blocks = (C + fit - 1) / std::min<int64_t>(fit, 16);
+    if (split) blocks = std::max(blocks, std::min(C, (threads + B - 1) / B));
     const int64_t K = (C + blocks - 1) / blocks;
     blocks = (C + K - 1) / K;
-    at::parallel_for(0, B * blocks, 1, [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, B * blocks, grain_for(8 * N * K), [&](int64_t begin, int64_t end) {
       std::unique_ptr<double[]> scratch(new double[(2 * N - 1) * K]);
       for (int64_t job = begin; job < end; ++job) {
         const int64_t b = job / blocks, c0 = (job % blocks) * K;
@@ -367,7 +369,7 @@ at::Tensor minimax_propagation_ranges(const at::Tensor& values_in, const at::Ten
   at::Tensor factor_h = at::empty({B, N - 1}, dopt.device(at::kCPU));
   at::Tensor den_h = at::empty({B, N}, dopt.device(at::kCPU));  // in leaf order
   const int64_t* edges = tree_h.data_ptr<int64_t>();
-  at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, B, grain_for(16 * N), [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
       const int64_t* ord = order_h.data_ptr<int64_t>() + b * (N - 1);
       const double* sw = sorted_h.data_ptr<double>() + b * (N - 1);

@@ -44,7 +44,7 @@ at::Tensor grid_edge_endpoints(int64_t H, int64_t W, c10::Device device) {
   const int64_t E = grid_num_edges(H, W);
   at::Tensor host = at::empty({E, 2}, at::TensorOptions().dtype(at::kLong));
   int64_t* p = host.data_ptr<int64_t>();
-  at::parallel_for(0, E, 1 << 14, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, E, grain_for(4), [&](int64_t begin, int64_t end) {
     for (int64_t e = begin; e < end; ++e) grid_edge(e, H, W, p[2 * e], p[2 * e + 1]);
   });
   return host.to(device);
@@ -63,7 +63,7 @@ at::Tensor grid_edge_weights_cpu(const at::Tensor& guide_in) {
   double* w = weights.data_ptr<double>();
   AT_DISPATCH_FLOATING_TYPES(guide.scalar_type(), "grid_edge_weights", [&] {
     const scalar_t* g = guide.data_ptr<scalar_t>();
-    at::parallel_for(0, B * E, 1 << 13, [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, B * E, grain_for(C + 1), [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         const int64_t b = i / E, e = i % E;
         int64_t u, v;
@@ -81,7 +81,7 @@ template <typename T>
 void kruskal_image(const T* g, int64_t C, int64_t H, int64_t W, int64_t* out) {
   const int64_t N = H * W, E = grid_num_edges(H, W);
   std::unique_ptr<WeightedEdge[]> edges(new WeightedEdge[E]);
-  at::parallel_for(0, E, 1 << 13, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, E, grain_for(C + 1), [&](int64_t begin, int64_t end) {
     for (int64_t e = begin; e < end; ++e) {
       int64_t u, v;
       grid_edge(e, H, W, u, v);
@@ -122,7 +122,7 @@ at::Tensor grid_mst_cpu(const at::Tensor& guide_in) {
   AT_DISPATCH_FLOATING_TYPES(guide.scalar_type(), "grid_mst", [&] {
     const scalar_t* g = guide.data_ptr<scalar_t>();
     // One image per thread when there are enough images; otherwise images in turn, each parallel inside.
-    const int64_t grain = B >= at::get_num_threads() ? 1 : B;
+    const int64_t grain = B >= at::get_num_threads() ? grain_for(N * (C + 8)) : B;
     at::parallel_for(0, B, grain, [&](int64_t begin, int64_t end) {
       for (int64_t b = begin; b < end; ++b) kruskal_image(g + b * C * N, C, H, W, out + b * (N - 1) * 2);
     });

@@ -13,6 +13,16 @@
 namespace wsss {
 namespace tree {
 
+// Smallest amount of work (element operations) worth a parallel region: waking the pool costs
+// microseconds on an idle machine and a scheduler time slice on a busy one, so small problems run
+// on the calling thread.
+constexpr int64_t kMinParallelWork = int64_t{1} << 18;
+
+// at::parallel_for grain for items of `work_per_item` operations each.
+inline int64_t grain_for(int64_t work_per_item) {
+  return std::max<int64_t>(1, kMinParallelWork / std::max<int64_t>(1, work_per_item));
+}
+
 // Disjoint sets over [0, n): path halving + union by size. On equal sizes the set whose root has
 // the smaller index stays root, so the structure is a pure function of the union sequence.
 class UnionFind {
@@ -100,7 +110,7 @@ inline void radix_sort(WeightedEdge* data, int64_t n, WeightedEdge* buffer) {
 inline void sort_edges(WeightedEdge* data, int64_t n) {
   std::unique_ptr<WeightedEdge[]> buffer(new WeightedEdge[n]);
   const int64_t threads = at::get_num_threads();
-  if (n < (1 << 15) || threads < 2 || at::in_parallel_region()) {
+  if (n < (1 << 17) || threads < 2 || at::in_parallel_region()) {
     radix_sort(data, n, buffer.get());
     return;
   }

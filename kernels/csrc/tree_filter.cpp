@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "minimax.h"
+#include "mst_union_find.h"
 
 namespace wsss {
 namespace tree {
@@ -109,7 +110,7 @@ at::Tensor tree_filter_topology(const at::Tensor& tree, int64_t num_nodes) {
   at::Tensor topo = at::empty({B, kTopologyRows, N + 1}, at::TensorOptions().dtype(at::kInt));
   const int64_t* edges = host.data_ptr<int64_t>();
   int32_t* out = topo.data_ptr<int32_t>();
-  at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, B, grain_for(8 * N), [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b)
       build_topology(edges + b * (N - 1) * 2, N, out + b * kTopologyRows * (N + 1), b);
   });
@@ -117,7 +118,8 @@ at::Tensor tree_filter_topology(const at::Tensor& tree, int64_t num_nodes) {
 }
 
 void check_passes_inputs(const at::Tensor& y, const at::Tensor& weights, const at::Tensor& topo) {
-  TORCH_CHECK_VALUE(y.dim() == 3 && y.scalar_type() == at::kDouble, "wsss::tree_filter_passes: y must be (B, K, N) float64");
+  TORCH_CHECK_VALUE(y.dim() == 3 && y.scalar_type() == at::kDouble,
+                    "wsss::tree_filter_passes: y must be (B, K, N) float64");
   const int64_t B = y.size(0), N = y.size(2);
   TORCH_CHECK_VALUE(weights.dim() == 2 && weights.size(0) == B && weights.size(1) == N &&
                         weights.scalar_type() == at::kDouble,
@@ -140,7 +142,7 @@ std::tuple<at::Tensor, at::Tensor> tree_filter_passes_cpu(const at::Tensor& y_in
   const int32_t* tp = topo.data_ptr<int32_t>();
   double* U = up.data_ptr<double>();
   double* A = all.data_ptr<double>();
-  at::parallel_for(0, B * K, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, B * K, grain_for(4 * N), [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       const int64_t b = row / K;
       const double* w = wp + b * N;
@@ -229,7 +231,7 @@ at::Tensor tree_filter_forward_cpu(const at::Tensor& features_in, const at::Tens
     const scalar_t* x = features.data_ptr<scalar_t>();
     const scalar_t* emb = embed.data_ptr<scalar_t>();
     scalar_t* o = out.data_ptr<scalar_t>();
-    at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, B, grain_for(N * (E + 4)), [&](int64_t begin, int64_t end) {
       for (int64_t b = begin; b < end; ++b) {
         const int32_t* order = topo_row(topo, b, kOrder);
         const int32_t* parent = topo_row(topo, b, kParent);
@@ -239,7 +241,7 @@ at::Tensor tree_filter_forward_cpu(const at::Tensor& features_in, const at::Tens
         down_pass(norm.data() + b * N, w, parent, N);
       }
     });
-    at::parallel_for(0, B * C, 1, [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, B * C, grain_for(6 * N), [&](int64_t begin, int64_t end) {
       std::vector<double> a(N);
       for (int64_t row = begin; row < end; ++row) {
         const int64_t b = row / C;
@@ -273,7 +275,8 @@ std::tuple<at::Tensor, at::Tensor> tree_filter_backward_cpu(const at::Tensor& gr
   // Per image: weights, embedding differences, U(1) and A(1).
   std::vector<double> weights(B * N), delta(B * E * N), up_one(B * N, 1.0), norm(B * N);
   // Channel chunks per image; every job accumulates its own dL/dw and dL/dA(1) (reduced in job order).
-  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(C, (at::get_num_threads() + B - 1) / B));
+  const bool split = B * C * N >= kMinParallelWork / 4;
+  const int64_t chunks = split ? std::max<int64_t>(1, std::min<int64_t>(C, (at::get_num_threads() + B - 1) / B)) : 1;
   std::vector<double> acc_w(B * chunks * N, 0.0), acc_n(B * chunks * N, 0.0);
   AT_DISPATCH_FLOATING_TYPES(features.scalar_type(), "tree_filter_backward", [&] {
     const scalar_t* x = features.data_ptr<scalar_t>();
@@ -281,7 +284,7 @@ std::tuple<at::Tensor, at::Tensor> tree_filter_backward_cpu(const at::Tensor& gr
     const scalar_t* emb = embed.data_ptr<scalar_t>();
     scalar_t* gx = grad_features.data_ptr<scalar_t>();
     scalar_t* ge = grad_embed.data_ptr<scalar_t>();
-    at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, B, grain_for(N * (E + 4)), [&](int64_t begin, int64_t end) {
       for (int64_t b = begin; b < end; ++b) {
         const int32_t* order = topo_row(topo, b, kOrder);
         const int32_t* parent = topo_row(topo, b, kParent);
@@ -293,7 +296,8 @@ std::tuple<at::Tensor, at::Tensor> tree_filter_backward_cpu(const at::Tensor& gr
         down_pass(norm.data() + b * N, w, parent, N);
       }
     });
-    at::parallel_for(0, B * chunks, 1, [&](int64_t begin, int64_t end) {
+    const int64_t per_job = 24 * N * ((C + chunks - 1) / chunks);
+    at::parallel_for(0, B * chunks, grain_for(per_job), [&](int64_t begin, int64_t end) {
       std::vector<double> ux(N), ax(N), uu(N), au(N);
       for (int64_t job = begin; job < end; ++job) {
         const int64_t b = job / chunks, chunk = job % chunks;
@@ -328,7 +332,7 @@ std::tuple<at::Tensor, at::Tensor> tree_filter_backward_cpu(const at::Tensor& gr
         }
       }
     });
-    at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, B, grain_for(N * (E + 12)), [&](int64_t begin, int64_t end) {
       std::vector<double> dw(N), un(N), an(N), gemb(E * N);
       for (int64_t b = begin; b < end; ++b) {
         const int32_t* order = topo_row(topo, b, kOrder);
