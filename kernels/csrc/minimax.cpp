@@ -86,21 +86,37 @@ void check_minimax_inputs(const at::Tensor& values, const at::Tensor& tree, cons
 namespace {
 
 // Children of the KRT merge nodes: merge t (node N+t) joins the component of the endpoint u of
-// edge `edge_at(t)` (child0) with that of v (child1). Raises ValueError if an edge closes a cycle.
+// edge `edge_at(t)` (child0) with that of v (child1); `size[t]` = leaves below node N+t. A
+// union-find (path halving, union by size, ties to the smaller root index) whose node records keep
+// parent, size and the component's KRT node in one cache line. Raises ValueError on a cycle.
 template <typename EdgeAt>
-void build_krt(const int64_t* edges, int64_t N, EdgeAt edge_at, int32_t* child0, int32_t* child1, int64_t image) {
-  UnionFind sets(N);
-  std::vector<int32_t> top(N);  // KRT node of every component root
-  std::iota(top.begin(), top.end(), 0);
+void build_krt(const int64_t* edges, int64_t N, EdgeAt edge_at, int32_t* child0, int32_t* child1, int32_t* size,
+               int64_t image) {
+  struct Set {
+    int32_t parent, size, top, unused;
+  };
+  std::unique_ptr<Set[]> sets(new Set[N]);
+  for (int64_t i = 0; i < N; ++i) sets[i] = {static_cast<int32_t>(i), 1, static_cast<int32_t>(i), 0};
+  auto find = [&](int32_t x) {
+    while (sets[x].parent != x) {
+      sets[x].parent = sets[sets[x].parent].parent;
+      x = sets[x].parent;
+    }
+    return x;
+  };
   for (int64_t t = 0; t < N - 1; ++t) {
     const int64_t k = edge_at(t);
     const int32_t u = static_cast<int32_t>(edges[2 * k]), v = static_cast<int32_t>(edges[2 * k + 1]);
-    const int32_t ru = sets.find(u), rv = sets.find(v);
+    int32_t ru = find(u), rv = find(v);
     TORCH_CHECK_VALUE(ru != rv, "wsss: tree[", image, "] is not a spanning tree: edge ", k, " (", u, ", ", v,
                       ") closes a cycle");
-    child0[t] = top[ru];
-    child1[t] = top[rv];
-    top[sets.link(ru, rv)] = static_cast<int32_t>(N + t);
+    child0[t] = sets[ru].top;
+    child1[t] = sets[rv].top;
+    if (sets[ru].size < sets[rv].size || (sets[ru].size == sets[rv].size && rv < ru)) std::swap(ru, rv);
+    sets[rv].parent = ru;
+    sets[ru].size += sets[rv].size;
+    sets[ru].top = static_cast<int32_t>(N + t);
+    size[t] = sets[ru].size;
   }
 }
 
@@ -179,38 +195,53 @@ void reconstruct(const int64_t* edges, const T* embed, int64_t E, int64_t N, dou
   std::unique_ptr<WeightedEdge[]> order(new WeightedEdge[N - 1]);
   for (int64_t k = 0; k < N - 1; ++k) order[k] = WeightedEdge::make(w[k], k);
   sort_edges(order.get(), N - 1);
-  std::vector<int32_t> child0(N - 1), child1(N - 1);
+  // One record per KRT node (leaves 0..N-1, merges N..2N-2) for the top-down walk: leaf count, first
+  // post-order slot of the subtree, and the count channel's T (for the denominators).
+  struct Node {
+    int32_t count, start;
+    double t_count;
+  };
+  std::vector<int32_t> child0(N - 1), child1(N - 1), merged(N - 1);
   build_krt(edges, N, [&](int64_t t) { return static_cast<int64_t>(order[t].index); }, child0.data(), child1.data(),
-            image);
-  // Leaf counts bottom-up. Then one top-down walk gives every subtree's first post-order slot, the
-  // count channel's T (for the denominators) and, per merge, its slot, first child's slot and f.
-  std::vector<int32_t> count(2 * N - 1, 1), start(2 * N - 1, 0), first_at(2 * N - 1, -1);
-  for (int64_t t = 0; t < N - 1; ++t) count[N + t] = count[child0[t]] + count[child1[t]];
-  std::vector<double> t_count(2 * N - 1, 0.0), factor_at(2 * N - 1);
+            merged.data(), image);
+  std::unique_ptr<Node[]> node(new Node[2 * N - 1]);
+  for (int64_t i = 0; i < N; ++i) node[i].count = 1;
+  for (int64_t t = 0; t < N - 1; ++t) node[N + t].count = merged[t];
+  node[2 * N - 2].start = 0;
+  node[2 * N - 2].t_count = 0.0;
+  // Per post-order slot: first child's slot (-1 for leaves) and f, filled at merge slots.
+  struct Slot {
+    double factor;
+    int32_t first, unused;
+  };
+  std::unique_ptr<Slot[]> slots(new Slot[2 * N - 1]);
+  for (int64_t s = 0; s < 2 * N - 1; ++s) slots[s].first = -1;
   for (int64_t t = N - 2; t >= 0; --t) {
-    const int64_t a = N + t, c0 = child0[t], c1 = child1[t];
+    const Node a = node[N + t];
+    Node& n0 = node[child0[t]];
+    Node& n1 = node[child1[t]];
     const double f = std::exp(-order[t].weight() / zz);
-    const int32_t s = start[a];
-    start[c0] = s;
-    start[c1] = s + 2 * count[c0] - 1;
-    t_count[c0] = t_count[a] + f * count[c1];
-    t_count[c1] = t_count[a] + f * count[c0];
-    const int32_t slot = s + 2 * count[a] - 2;
-    first_at[slot] = s + 2 * count[c0] - 2;
-    factor_at[slot] = f;
+    n0.start = a.start;
+    n1.start = a.start + 2 * n0.count - 1;
+    n0.t_count = a.t_count + f * n1.count;
+    n1.t_count = a.t_count + f * n0.count;
+    slots[a.start + 2 * a.count - 2] = {f, a.start + 2 * n0.count - 2, 0};
   }
-  r.slot_of_pixel.assign(start.begin(), start.begin() + N);  // a leaf's slot is its start
+  r.slot_of_pixel.resize(N);  // a leaf's slot is its start
   r.denominator.resize(N);
-  for (int64_t i = 0; i < N; ++i) r.denominator[i] = 1.0 + t_count[i];
+  for (int64_t i = 0; i < N; ++i) {
+    r.slot_of_pixel[i] = node[i].start;
+    r.denominator[i] = 1.0 + node[i].t_count;
+  }
   r.merge_slot.resize(N - 1);
   r.first.resize(N - 1);
   r.factor.resize(N - 1);
   int64_t m = 0;
   for (int64_t s = 0; s < 2 * N - 1; ++s) {
-    if (first_at[s] < 0) continue;
+    if (slots[s].first < 0) continue;
     r.merge_slot[m] = static_cast<int32_t>(s);
-    r.first[m] = first_at[s];
-    r.factor[m] = factor_at[s];
+    r.first[m] = slots[s].first;
+    r.factor[m] = slots[s].factor;
     ++m;
   }
 }
@@ -373,10 +404,11 @@ at::Tensor minimax_propagation_ranges(const at::Tensor& values_in, const at::Ten
     for (int64_t b = begin; b < end; ++b) {
       const int64_t* ord = order_h.data_ptr<int64_t>() + b * (N - 1);
       const double* sw = sorted_h.data_ptr<double>() + b * (N - 1);
-      std::vector<int32_t> ch0(N - 1), ch1(N - 1);
-      build_krt(edges + b * (N - 1) * 2, N, [&](int64_t t) { return ord[t]; }, ch0.data(), ch1.data(), b);
+      std::vector<int32_t> ch0(N - 1), ch1(N - 1), merged(N - 1);
+      build_krt(edges + b * (N - 1) * 2, N, [&](int64_t t) { return ord[t]; }, ch0.data(), ch1.data(), merged.data(),
+                b);
       std::vector<int64_t> count(2 * N - 1, 1), lo(2 * N - 1, 0);
-      for (int64_t t = 0; t < N - 1; ++t) count[N + t] = count[ch0[t]] + count[ch1[t]];
+      for (int64_t t = 0; t < N - 1; ++t) count[N + t] = merged[t];
       for (int64_t t = N - 2; t >= 0; --t) {
         lo[ch0[t]] = lo[N + t];
         lo[ch1[t]] = lo[N + t] + count[ch0[t]];
