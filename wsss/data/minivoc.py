@@ -72,6 +72,7 @@ folder, every other old entry is dropped. A killed run leaves ``root`` as it was
 from __future__ import annotations
 
 import colorsys
+import functools
 import math
 import os
 import shutil
@@ -196,11 +197,19 @@ class ClassSpec:
     rot_range: float = 15.0
     pose: str = "side"
 
-    @property
+    @functools.cached_property
     def radius(self) -> float:
-        """Radius (object units) of a disc around the origin holding every part."""
-        return max(math.hypot(*p.center) + max(p.size) * (1.42 if p.shape in ("rect", "roundrect") else 1.0)
-                   for p in self.parts)
+        """Radius (object units) of a disc around the origin holding every part (measured on a 0.02 grid)."""
+        grid = np.arange(-2.5, 2.5, 0.02, dtype=np.float32)
+        v, u = np.meshgrid(grid, grid, indexing="ij")
+        inside = np.zeros(u.shape, dtype=bool)
+        for p in self.parts:
+            phi = math.radians(p.rot)
+            du, dv = u - p.center[0], v - p.center[1]
+            a = (du * math.cos(phi) + dv * math.sin(phi)) / p.size[0]
+            b = (-du * math.sin(phi) + dv * math.cos(phi)) / p.size[1]
+            inside |= _shape_mask("ellipse" if p.shape == "blob" else p.shape, a, b, None)
+        return float(np.sqrt(u[inside] ** 2 + v[inside] ** 2).max()) + 0.03
 
 
 def _legs(us: Sequence[float], v: float, half: tuple[float, float], color: str = "body:0.8") -> tuple[Part, ...]:
@@ -216,7 +225,7 @@ def _class_specs() -> tuple[ClassSpec, ...]:
             Part("rect", (0.02, 0.0), (0.15, 0.9), rot=8),                       # wings
             Part("rect", (-0.84, 0.0), (0.07, 0.34)),                            # tailplane
             Part("ellipse", (0.0, 0.0), (1.0, 0.17)),                            # fuselage
-            Part("ellipse", (0.76, 0.0), (0.25, 0.15), color="red", color2="white", tex=stripes(7.0), head=True),
+            Part("ellipse", (0.74, 0.0), (0.3, 0.19), color="red", color2="white", tex=stripes(6.0), head=True),
         ), ("white", "silver", "grey", "blue"), rot_range=180.0, pose="Unspecified"),
         ClassSpec("bicycle", (
             Part("ring", (-0.62, 0.25), (0.36, 0.36), color="black"),
@@ -236,14 +245,14 @@ def _class_specs() -> tuple[ClassSpec, ...]:
             Part("ellipse", (-0.1, 0.0), (0.6, 0.36)),
             Part("ellipse", (-0.2, -0.04), (0.4, 0.17), rot=-8, color="body:0.7", color2="body:0.5",
                  tex=stripes(8.0, c=0.6)),
-            Part("ellipse", (0.55, -0.24), (0.27, 0.27), color="red", color2="yellow",
+            Part("ellipse", (0.55, -0.24), (0.31, 0.31), color="red", color2="yellow",
                  tex=Tex("dots", 9.0, size=0.3), head=True),
             Part("triangle", (0.9, -0.22), (0.13, 0.07), color="orange"),
         ), ("brown", "tan", "blue", "yellow", "grey"), rot_range=30.0),
         ClassSpec("boat", (
             Part("trapezoid", (0.0, 0.4), (1.0, 0.22)),
             Part("rect", (0.0, -0.22), (0.035, 0.62), color="brown"),
-            Part("triangle", (0.08, -0.3), (0.5, 0.48), rot=-90, color="white", color2="red",
+            Part("triangle", (0.08, -0.3), (0.5, 0.48), rot=-90, color="white", color2="orange",
                  tex=stripes(5.0), head=True),
         ), ("white", "red", "blue", "navy", "brown"), rot_range=12.0),
         ClassSpec("bottle", (
@@ -282,14 +291,14 @@ def _class_specs() -> tuple[ClassSpec, ...]:
         ClassSpec("chair", (
             *_legs((-0.5, 0.5), 0.58, (0.06, 0.4)),
             Part("rect", (0.0, 0.12), (0.58, 0.12)),
-            Part("rect", (0.0, -0.45), (0.5, 0.44), color="tan", color2="brown", tex=Tex("checker", 8.0),
+            Part("rect", (0.0, -0.45), (0.5, 0.44), color="teal", color2="white", tex=Tex("checker", 7.0),
                  head=True),
         ), ("brown", "tan", "black", "red", "white"), rot_range=10.0, pose="Frontal"),
         ClassSpec("cow", (
             *_legs((-0.55, -0.35, 0.35, 0.55), 0.48, (0.08, 0.28)),
             Part("roundrect", (0.0, 0.0), (0.72, 0.36)),
             Part("triangle", (0.76, -0.44), (0.09, 0.05), rot=-90, color="cream"),
-            Part("ellipse", (0.84, -0.2), (0.27, 0.21), rot=20, color="white", color2="black",
+            Part("ellipse", (0.84, -0.2), (0.31, 0.24), rot=20, color="white", color2="black",
                  tex=Tex("spots", 6.0, size=0.5), head=True),
         ), ("white", "brown", "black", "tan"), rot_range=15.0),
         ClassSpec("diningtable", (
@@ -302,7 +311,7 @@ def _class_specs() -> tuple[ClassSpec, ...]:
             Part("rect", (-0.78, -0.22), (0.22, 0.06), rot=40),
             *_legs((-0.5, -0.3, 0.3, 0.5), 0.42, (0.07, 0.26)),
             Part("ellipse", (-0.05, 0.03), (0.6, 0.3)),
-            Part("roundrect", (0.65, -0.25), (0.26, 0.23), color="tan", color2="brown",
+            Part("roundrect", (0.65, -0.25), (0.3, 0.27), color="tan", color2="brown",
                  tex=Tex("noise", 9.0), head=True),
             Part("ellipse", (0.52, -0.17), (0.08, 0.19), color="brown"),
             Part("ellipse", (0.9, -0.18), (0.09, 0.08), color="black"),
@@ -312,7 +321,7 @@ def _class_specs() -> tuple[ClassSpec, ...]:
             Part("rect", (-0.8, 0.06), (0.25, 0.06), rot=65, color="black"),
             Part("ellipse", (0.0, 0.0), (0.68, 0.3)),
             Part("ellipse", (0.88, -0.64), (0.23, 0.11), rot=35),
-            Part("rect", (0.62, -0.36), (0.32, 0.14), rot=-55, color="body", color2="black",
+            Part("rect", (0.62, -0.36), (0.34, 0.17), rot=-55, color="white", color2="black",
                  tex=stripes(9.0, 90.0), head=True),
         ), ("brown", "black", "white", "tan", "grey"), rot_range=12.0),
         ClassSpec("motorbike", (
@@ -321,7 +330,7 @@ def _class_specs() -> tuple[ClassSpec, ...]:
             Part("ellipse", (0.0, 0.05), (0.55, 0.2)),
             Part("rect", (0.5, -0.28), (0.04, 0.2), rot=20, color="silver"),
             Part("roundrect", (-0.25, -0.15), (0.28, 0.07), color="black"),
-            Part("ellipse", (0.12, -0.15), (0.26, 0.14), color="body", color2="white", tex=stripes(8.0, 45.0),
+            Part("ellipse", (0.12, -0.15), (0.3, 0.17), color="purple", color2="silver", tex=stripes(7.0, 45.0),
                  head=True),
         ), ("red", "black", "blue", "orange", "silver"), rot_range=12.0),
         ClassSpec("person", (
@@ -329,7 +338,7 @@ def _class_specs() -> tuple[ClassSpec, ...]:
             Part("rect", (-0.37, 0.0), (0.07, 0.33), rot=10),
             Part("rect", (0.37, 0.0), (0.07, 0.33), rot=-10),
             Part("roundrect", (0.0, 0.02), (0.3, 0.38)),
-            Part("ellipse", (0.0, -0.6), (0.19, 0.22), color="skin", head=True),
+            Part("ellipse", (0.0, -0.6), (0.21, 0.24), color="skin", head=True),
             Part("ellipse", (0.0, -0.75), (0.19, 0.09), color="black"),
         ), ("red", "blue", "green", "white", "black", "yellow", "purple", "grey", "pink", "teal"),
             rot_range=10.0, pose="Frontal"),
@@ -351,9 +360,9 @@ def _class_specs() -> tuple[ClassSpec, ...]:
             Part("roundrect", (0.0, 0.18), (1.0, 0.2), color="body:0.9"),
             Part("roundrect", (-0.92, 0.05), (0.13, 0.3), color="body:0.8"),
             Part("roundrect", (0.92, 0.05), (0.13, 0.3), color="body:0.8"),
-            Part("rect", (-0.4, -0.16), (0.36, 0.2), color="body", color2="cream", tex=Tex("waves", 6.0),
+            Part("rect", (-0.4, -0.16), (0.36, 0.2), color="pink", color2="cream", tex=Tex("waves", 6.0),
                  head=True),
-            Part("rect", (0.4, -0.16), (0.36, 0.2), color="body", color2="cream", tex=Tex("waves", 6.0),
+            Part("rect", (0.4, -0.16), (0.36, 0.2), color="pink", color2="cream", tex=Tex("waves", 6.0),
                  head=True),
         ), ("red", "blue", "grey", "brown", "green", "purple", "tan"), rot_range=8.0, pose="Frontal"),
         ClassSpec("train", (
@@ -361,7 +370,7 @@ def _class_specs() -> tuple[ClassSpec, ...]:
             Part("rect", (-0.1, -0.3), (0.95, 0.035), color="grey"),
             Part("rect", (-0.15, -0.08), (0.78, 0.1), color="silver", color2="body", tex=Tex("grid", 7.0, size=0.7)),
             *(Part("ellipse", (u, 0.33), (0.09, 0.09), color="black") for u in (-0.8, -0.45, -0.1, 0.25, 0.6)),
-            Part("roundrect", (0.88, 0.0), (0.16, 0.3), color="yellow", color2="black", tex=stripes(8.0, 45.0),
+            Part("roundrect", (0.86, 0.0), (0.2, 0.3), color="yellow", color2="black", tex=stripes(7.0, 45.0),
                  head=True),
         ), ("red", "blue", "green", "grey", "navy", "orange"), rot_range=10.0),
         ClassSpec("tvmonitor", (
@@ -392,16 +401,16 @@ class MinivocParams:
     #: image width and height in pixels, drawn uniformly per image
     width_range: tuple[int, int] = (144, 192)
     height_range: tuple[int, int] = (112, 160)
-    #: objects per image: 1..max_objects (weights 0.25/0.35/0.25/0.15 for 1..4, renormalised)
+    #: objects per image: 1..max_objects (weights 0.30/0.35/0.22/0.13 for 1..4, renormalised)
     max_objects: int = 4
     #: object radius (of the disc holding all its parts) as a fraction of min(H, W), before crowding shrink
-    object_size: tuple[float, float] = (0.28, 0.52)
+    object_size: tuple[float, float] = (0.3, 0.54)
     #: probability that an object is placed against an earlier one (touching / occluding)
     p_touch: float = 0.55
     #: probability that an extra object repeats a class already in the image
     p_same_class: float = 0.3
     #: distractor shapes (no class) per image
-    distractors: tuple[int, int] = (4, 12)
+    distractors: tuple[int, int] = (3, 9)
     #: probability of a thin occluder (wire, pole) drawn over the objects, labelled background
     p_occluder: float = 0.2
     #: probability that a background colour is taken from the object palette
@@ -842,7 +851,7 @@ def _draw_distractors(rng: np.random.Generator, img: np.ndarray, count: int, par
     """Clutter that belongs to no class: irregular polygons, lines, discs, blobs in random plain colours."""
     h, w = img.shape[:2]
     for _ in range(count):
-        colour = _bg_color(rng, 0.5)
+        colour = _bg_color(rng, 0.25)
         kind = rng.integers(4)
         cx, cy = float(rng.uniform(0, w)), float(rng.uniform(0, h))
         r = float(rng.uniform(3, 0.14 * min(h, w)))
@@ -1023,7 +1032,7 @@ def _background_scribbles(rng: np.random.Generator, background: np.ndarray, coun
 # One image
 # --------------------------------------------------------------------------------------------
 
-_COUNT_WEIGHTS = (0.25, 0.35, 0.25, 0.15, 0.1, 0.08, 0.06, 0.05)
+_COUNT_WEIGHTS = (0.3, 0.35, 0.22, 0.13, 0.1, 0.08, 0.06, 0.05)
 _CROWD_SHRINK = (1.0, 0.9, 0.8, 0.72, 0.66, 0.62, 0.58, 0.55)
 
 
@@ -1391,6 +1400,9 @@ def generate(
     _remove_stale_temporaries(root)
     start = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-{os.getpid()}_", dir=root.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the dataset folder should not be
     try:
         plan = split_plan(n_train, n_val, seed, params.year)
         splits: dict[str, list[str]] = {"train": [], "val": []}

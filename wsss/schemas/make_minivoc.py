@@ -22,10 +22,10 @@ class MakeMinivocConfig(StageConfig):
     width_range: list[int] = field(default_factory=lambda: [144, 192])
     height_range: list[int] = field(default_factory=lambda: [112, 160])
     max_objects: int = 4
-    object_size: list[float] = field(default_factory=lambda: [0.28, 0.52])
+    object_size: list[float] = field(default_factory=lambda: [0.3, 0.54])
     p_touch: float = 0.55
     p_same_class: float = 0.3
-    distractors: list[int] = field(default_factory=lambda: [4, 12])
+    distractors: list[int] = field(default_factory=lambda: [3, 9])
     p_occluder: float = 0.2
     p_bg_object_color: float = 0.3
     min_visible: float = 0.45
