@@ -13,10 +13,10 @@
 namespace wsss {
 namespace tree {
 
-// Smallest amount of work (element operations) worth a parallel region: waking the pool costs
-// microseconds on an idle machine and a scheduler time slice on a busy one, so small problems run
-// on the calling thread.
-constexpr int64_t kMinParallelWork = int64_t{1} << 18;
+// Smallest amount of work (element operations, ~1 ms) worth a parallel region: waking the pool costs
+// microseconds on an idle machine but a scheduler time slice on a busy one (the pipeline runs several
+// jobs at once), so small problems run on the calling thread.
+constexpr int64_t kMinParallelWork = int64_t{1} << 20;
 
 // at::parallel_for grain for items of `work_per_item` operations each.
 inline int64_t grain_for(int64_t work_per_item) {
@@ -108,12 +108,13 @@ inline void radix_sort(WeightedEdge* data, int64_t n, WeightedEdge* buffer) {
 }
 
 // Sorts `data` ascending by (key, index); the input must list each index once, in ascending index
-// order. Outside a parallel region and with more than one thread, radix-sorts 2^k chunks concurrently
-// and merges them pairwise (also concurrently).
+// order. For more than 2^20 elements (a radix pass is memory-bound and fast below that), outside a
+// parallel region and with more than one thread, radix-sorts 2^k chunks concurrently and merges them
+// pairwise (also concurrently).
 inline void sort_edges(WeightedEdge* data, int64_t n) {
   std::unique_ptr<WeightedEdge[]> buffer(new WeightedEdge[n]);
   const int64_t threads = at::get_num_threads();
-  if (n < (1 << 17) || threads < 2 || at::in_parallel_region()) {
+  if (n < (1 << 20) || threads < 2 || at::in_parallel_region()) {
     radix_sort(data, n, buffer.get());
     return;
   }

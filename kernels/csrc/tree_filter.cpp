@@ -275,7 +275,7 @@ std::tuple<at::Tensor, at::Tensor> tree_filter_backward_cpu(const at::Tensor& gr
   // Per image: weights, embedding differences, U(1) and A(1).
   std::vector<double> weights(B * N), delta(B * E * N), up_one(B * N, 1.0), norm(B * N);
   // Channel chunks per image; every job accumulates its own dL/dw and dL/dA(1) (reduced in job order).
-  const bool split = B * C * N >= kMinParallelWork / 4;
+  const bool split = 24 * B * C * N >= 2 * kMinParallelWork;  // ~24 operations per pixel and channel
   const int64_t chunks = split ? std::max<int64_t>(1, std::min<int64_t>(C, (at::get_num_threads() + B - 1) / B)) : 1;
   std::vector<double> acc_w(B * chunks * N, 0.0), acc_n(B * chunks * N, 0.0);
   AT_DISPATCH_FLOATING_TYPES(features.scalar_type(), "tree_filter_backward", [&] {
