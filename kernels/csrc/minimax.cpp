@@ -289,9 +289,9 @@ at::Tensor minimax_propagation_cpu(const at::Tensor& values_in, const at::Tensor
     // Channel blocks of K channels: the scratch ((2N-1)*K doubles) stays near 4 MiB so the passes'
     // random accesses mostly hit the cache (K = 4 at 256x256, 1 at 512x512, 16 at 96x96), and there
     // are enough blocks for every thread.
-    const int64_t fit = std::max<int64_t>(1, (int64_t{1} << 22) / ((2 * N - 1) * 8));
+    const int64_t fit = std::clamp<int64_t>((int64_t{1} << 22) / ((2 * N - 1) * 8), 1, 16);
     const bool split = 16 * B * C * N >= 2 * kMinParallelWork;  // ~16 operations per slot and channel
-    int64_t blocks = (C + fit - 1) / std::min<int64_t>(fit, 16);
+    int64_t blocks = (C + fit - 1) / fit;
     if (split) blocks = std::max(blocks, std::min(C, (threads + B - 1) / B));
     const int64_t K = (C + blocks - 1) / blocks;
     blocks = (C + K - 1) / K;
