@@ -3,23 +3,14 @@
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from wsss.cam import cam_to_label, compute_cams
+from wsss.classification import load_classifier
 from wsss.config import stage_main
 from wsss.data import open_dataset
 from wsss.io import save_json, save_npy
-from wsss.models.classifier import CAMClassifier
-from wsss.pipeline import LabelStageOutput, prepare, require_dir
+from wsss.pipeline import LabelStageOutput, prepare
 from wsss.progress import Progress
-
-
-def load_classifier(classifier_dir: str, device: torch.device) -> CAMClassifier:
-    checkpoint = torch.load(require_dir(classifier_dir, "classifier") / "model.pt", map_location="cpu", weights_only=False)
-    backbone = checkpoint["config"]["backbone"]
-    model = CAMClassifier(backbone["arch"], backbone["output_stride"], 20)
-    model.load_state_dict(checkpoint["state_dict"])
-    return model.eval().to(device)
 
 
 @stage_main("make_cam")

@@ -5,23 +5,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wsss.affinity import infer_affinity
+from wsss.affinity import infer_affinity, load_affinity_net
 from wsss.config import stage_main
 from wsss.data import open_dataset
 from wsss.errors import WsssError
 from wsss.io import load_npy, save_npy
-from wsss.models.affinity import AffinityNet
 from wsss.pipeline import LabelStageOutput, load_keys, prepare, require_dir
 from wsss.progress import Progress
 from wsss.propagation.random_walk import RandomWalkParams, cam_at_stride, propagate, upsample_scores
-
-
-def load_affinity_net(affinity_dir: str, device: torch.device) -> tuple[AffinityNet, int]:
-    checkpoint = torch.load(require_dir(affinity_dir, "AffinityNet") / "model.pt", map_location="cpu", weights_only=False)
-    model_cfg = checkpoint["config"]["model"]
-    model = AffinityNet(checkpoint["arch"], checkpoint["output_stride"], model_cfg["feature_dim"], model_cfg["stride"])
-    model.load_state_dict(checkpoint["state_dict"])
-    return model.eval().to(device), int(model_cfg["radius"])
 
 
 @stage_main("random_walk")

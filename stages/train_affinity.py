@@ -18,14 +18,14 @@ def main(cfg) -> None:
     seeds_dir = require_dir(cfg.seeds_dir, "seeds folder")
     classifier = torch.load(require_dir(cfg.classifier_dir, "classifier") / "model.pt", map_location="cpu", weights_only=False)
     backbone = classifier["config"]["backbone"]
-    settings = AffinityTrainConfig(arch=backbone["arch"], output_stride=backbone["output_stride"],
+    settings = AffinityTrainConfig(arch=backbone["arch"], output_stride=backbone["output_stride"], width=backbone["width"],
                                    **cfg.model, **OmegaConf.to_container(cfg.train))
     state = classifier["state_dict"] if cfg.init_from_classifier else None
     checkpointer = Checkpointer(cfg.work_dir, config_hash(cfg))
     model, history = train_affinity(dataset, seeds_dir, state, settings, cfg.seed, device, checkpointer)
     config = OmegaConf.to_container(cfg, resolve=True)
     save_torch(f"{cfg.out_dir}/model.pt", {"state_dict": model.state_dict(), "config": config,
-                                           "arch": backbone["arch"], "output_stride": backbone["output_stride"]})
+                                           "backbone": backbone})
     save_json(f"{cfg.out_dir}/history.json", history)
     checkpointer.clear()
 

@@ -102,6 +102,7 @@ class SeedCropDataset(Dataset):
 class AffinityTrainConfig:
     arch: str
     output_stride: int
+    width: int
     feature_dim: int
     stride: int
     radius: int
@@ -127,7 +128,7 @@ def train_affinity(
     from kernels import pair_affinity_from_features
 
     torch.manual_seed(seed)
-    model = AffinityNet(settings.arch, settings.output_stride, settings.feature_dim, settings.stride)
+    model = AffinityNet(settings.arch, settings.output_stride, settings.feature_dim, settings.stride, width=settings.width)
     if classifier_state is not None:
         model.load_trunk_from(classifier_state)
     model.to(device)
@@ -188,3 +189,20 @@ def infer_affinity(model: AffinityNet, image: np.ndarray, radius: int, device: t
     if flip:
         features = 0.5 * (features + model(tensor.flip(-1)).flip(-1))
     return pair_affinity_from_features(features, radius)
+
+
+def load_affinity_net(affinity_dir, device: torch.device | str = "cpu") -> tuple[AffinityNet, int]:
+    """The trained AffinityNet of a ``train_affinity`` output folder (eval mode) and its pair radius."""
+    from pathlib import Path
+
+    from wsss.errors import WsssError
+
+    path = Path(affinity_dir) / "model.pt"
+    if not path.is_file():
+        raise WsssError(f"{path}: AffinityNet not found (run train_affinity first)")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    model_cfg, backbone = checkpoint["config"]["model"], checkpoint["backbone"]
+    model = AffinityNet(backbone["arch"], backbone["output_stride"], model_cfg["feature_dim"], model_cfg["stride"],
+                        width=backbone["width"])
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval().to(device), int(model_cfg["radius"])

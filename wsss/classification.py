@@ -50,6 +50,7 @@ class ClassifierTrainConfig:
     arch: str
     output_stride: int
     pretrained: str
+    width: int
     epochs: int
     batch_size: int
     lr: float
@@ -68,7 +69,7 @@ def train_classifier(
     Returns the model (eval mode, on CPU) and per-epoch history ``[{"epoch", "loss", "accuracy"}]``.
     """
     torch.manual_seed(seed)
-    model = CAMClassifier(settings.arch, settings.output_stride, 20, settings.pretrained).to(device)
+    model = CAMClassifier(settings.arch, settings.output_stride, 20, settings.pretrained, settings.width).to(device)
     samples = ImageLabelDataset(dataset, settings.crop, tuple(settings.resize_long), seed)
     generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(samples, batch_size=settings.batch_size, shuffle=True, drop_last=len(samples) > settings.batch_size,
@@ -108,3 +109,19 @@ def train_classifier(
     progress.close()
     model.eval()
     return model.cpu(), history
+
+
+def load_classifier(classifier_dir, device: torch.device | str = "cpu") -> CAMClassifier:
+    """The trained classifier of a ``train_classifier`` output folder, in eval mode."""
+    from pathlib import Path
+
+    from wsss.errors import WsssError
+
+    path = Path(classifier_dir) / "model.pt"
+    if not path.is_file():
+        raise WsssError(f"{path}: classifier not found (run train_classifier first)")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    backbone = checkpoint["config"]["backbone"]
+    model = CAMClassifier(backbone["arch"], backbone["output_stride"], 20, width=backbone.get("width", 64))
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval().to(device)

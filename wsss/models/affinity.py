@@ -18,9 +18,10 @@ class AffinityNet(nn.Module):
     :func:`kernels.pair_affinity_from_features`.
     """
 
-    def __init__(self, arch: str, output_stride: int, feature_dim: int = 64, stride: int = 4, head_dim: int = 32) -> None:
+    def __init__(self, arch: str, output_stride: int, feature_dim: int = 64, stride: int = 4, head_dim: int = 32,
+                 width: int = 64) -> None:
         super().__init__()
-        self.trunk = ResNetTrunk(arch, output_stride)
+        self.trunk = ResNetTrunk(arch, output_stride, width=width)
         self.stride = stride
         self.heads = nn.ModuleList(
             nn.Sequential(nn.Conv2d(c, head_dim, 1, bias=False), nn.GroupNorm(4, head_dim), nn.ReLU(inplace=True))

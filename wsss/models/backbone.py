@@ -19,6 +19,32 @@ _ARCHS = {
 }
 
 
+class _ScaledResNet(resnet.ResNet):
+    """torchvision's ResNet with stage widths ``width·(1, 2, 4, 8)`` instead of ``64·(1, 2, 4, 8)``.
+
+    Built from torchvision's own blocks and ``_make_layer``; ``width=64`` is the standard net.
+    """
+
+    def __init__(self, block, layers: list[int], width: int) -> None:
+        nn.Module.__init__(self)
+        self._norm_layer = nn.BatchNorm2d
+        self.inplanes, self.dilation, self.groups, self.base_width = width, 1, 1, 64
+        self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = self._make_layer(block, width, layers[0])
+        self.layer2 = self._make_layer(block, width * 2, layers[1], stride=2)
+        self.layer3 = self._make_layer(block, width * 4, layers[2], stride=2)
+        self.layer4 = self._make_layer(block, width * 8, layers[3], stride=2)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.constant_(module.weight, 1)
+                nn.init.constant_(module.bias, 0)
+
+
 def _dilate(layer: nn.Sequential, dilation: int) -> None:
     """Turn the stride-2 entry of ``layer`` into stride 1 and dilate its 3×3 convolutions."""
     first = layer[0]
@@ -35,6 +61,7 @@ def _dilate(layer: nn.Sequential, dilation: int) -> None:
 class ResNetTrunk(nn.Module):
     """A torchvision ResNet without pooling/fc, returning the four stage outputs.
 
+    ``width`` scales the stage widths (64 = torchvision's nets; smaller for the CPU demo).
     ``output_stride`` 32, 16 or 8: the last one or two stages keep their
     resolution and use dilated 3×3 convolutions (for BasicBlock nets too).
 
@@ -42,14 +69,16 @@ class ResNetTrunk(nn.Module):
     ``(B, C_k, H/s_k, W/s_k)`` for strides ``4, 8, 16|8, 32|16|8``.
     """
 
-    def __init__(self, arch: str = "resnet50", output_stride: int = 16, pretrained: str = "") -> None:
+    def __init__(self, arch: str = "resnet50", output_stride: int = 16, pretrained: str = "", width: int = 64) -> None:
         super().__init__()
         if arch not in _ARCHS:
             raise WsssError(f"backbone.arch: unknown architecture '{arch}' (choose from {', '.join(_ARCHS)})")
         if output_stride not in (8, 16, 32):
             raise WsssError(f"backbone.output_stride: must be 8, 16 or 32, got {output_stride}")
         block, layers = _ARCHS[arch]
-        net = resnet.ResNet(block, layers)
+        if width != 64 and pretrained:
+            raise WsssError(f"backbone.width: ImageNet weights need the standard width 64, got {width}")
+        net = resnet.ResNet(block, layers) if width == 64 else _ScaledResNet(block, layers, width)
         if pretrained:
             load_imagenet_weights(net, pretrained)
         if output_stride <= 16:
@@ -59,7 +88,7 @@ class ResNetTrunk(nn.Module):
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
         expansion = block.expansion
-        self.channels = [64 * expansion, 128 * expansion, 256 * expansion, 512 * expansion]
+        self.channels = [width * expansion, 2 * width * expansion, 4 * width * expansion, 8 * width * expansion]
         self.output_stride = output_stride
 
     def forward(self, image: torch.Tensor) -> list[torch.Tensor]:

@@ -17,9 +17,9 @@ class CAMClassifier(nn.Module):
     s = ``output_stride``.
     """
 
-    def __init__(self, arch: str, output_stride: int, num_classes: int = 20, pretrained: str = "") -> None:
+    def __init__(self, arch: str, output_stride: int, num_classes: int = 20, pretrained: str = "", width: int = 64) -> None:
         super().__init__()
-        self.trunk = ResNetTrunk(arch, output_stride, pretrained)
+        self.trunk = ResNetTrunk(arch, output_stride, pretrained, width)
         self.classifier = nn.Conv2d(self.trunk.channels[-1], num_classes, kernel_size=1, bias=False)
         self.num_classes = num_classes
 

@@ -17,6 +17,8 @@ class BackboneConfig:
     arch: str = "resnet50"
     output_stride: int = 16
     pretrained: str = ""
+    #: stage widths width·(1,2,4,8); 64 = torchvision's standard nets
+    width: int = 64
 
 
 @dataclass
