@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 
+import scipy.sparse.csgraph  # noqa: F401  (the references import it lazily: load it before they are timed)
 import torch
 import torch.nn.functional as F
 
