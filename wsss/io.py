@@ -20,6 +20,8 @@ from PIL import Image
 from wsss.errors import WsssError
 
 IGNORE_INDEX = 255
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def voc_palette() -> list[int]:
@@ -52,6 +54,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; artifacts get the usual permissions
     try:
         yield tmp
         os.replace(tmp, path)
