@@ -16,7 +16,7 @@ from wsss.dag import StageCall, check_snakemake_config, dataset_inputs, kernel_s
 check_snakemake_config(config)
 PY = sys.executable
 DATASETS = ["minivoc", "voc"]
-SUPERVISIONS = ["image"]
+SUPERVISIONS = ["image", "point", "scribble", "box"]
 
 wildcard_constraints:
     dataset="[A-Za-z0-9]+",
@@ -37,6 +37,7 @@ rule make_minivoc:
     """The embedded dataset, generated deterministically in VOC 2012 layout."""
     output: directory("data/minivoc")
     log: "logs/minivoc/make_minivoc.log"
+    benchmark: "logs/minivoc/make_minivoc.benchmark.tsv"
     params:
         hydra=StageCall("make_minivoc", config).hydra,
         fingerprint=StageCall("make_minivoc", config).fingerprint,
@@ -48,6 +49,7 @@ rule build_kernels:
     input: kernel_sources()
     output: "kernels/_build/built.txt"
     log: "logs/build_kernels.log"
+    benchmark: "logs/build_kernels.benchmark.tsv"
     shell: "{PY} -m kernels.build --stamp {output} > {log} 2>&1"
 
 
@@ -56,6 +58,7 @@ rule check_dataset:
     input: data=dataset_inputs
     output: directory("results/{dataset}/check_dataset")
     log: "logs/{dataset}/check_dataset.log"
+    benchmark: "logs/{dataset}/check_dataset.benchmark.tsv"
     params:
         hydra=StageCall("check_dataset", config).hydra,
         fingerprint=StageCall("check_dataset", config).fingerprint,
@@ -68,6 +71,7 @@ rule train_classifier:
     input: data=dataset_inputs
     output: directory("results/{dataset}/classifier")
     log: "logs/{dataset}/train_classifier.log"
+    benchmark: "logs/{dataset}/train_classifier.benchmark.tsv"
     threads: workflow.cores
     params:
         hydra=StageCall("train_classifier", config).hydra,
@@ -80,6 +84,7 @@ rule make_cam:
     input: data=dataset_inputs, classifier=rules.train_classifier.output[0]
     output: directory("results/{dataset}/cam")
     log: "logs/{dataset}/make_cam.log"
+    benchmark: "logs/{dataset}/make_cam.benchmark.tsv"
     threads: workflow.cores
     params:
         hydra=StageCall("make_cam", config, classifier_dir="classifier").hydra,
@@ -92,6 +97,7 @@ rule make_seeds:
     input: data=dataset_inputs, cam=rules.make_cam.output[0]
     output: directory("results/{dataset}/{supervision}/seeds")
     log: "logs/{dataset}/{supervision}/make_seeds.log"
+    benchmark: "logs/{dataset}/{supervision}/make_seeds.benchmark.tsv"
     threads: workflow.cores
     params:
         hydra=StageCall("make_seeds", config, cam_dir="cam").hydra,
@@ -104,6 +110,7 @@ rule train_affinity:
     input: data=dataset_inputs, classifier=rules.train_classifier.output[0], seeds=rules.make_seeds.output[0]
     output: directory("results/{dataset}/{supervision}/affinity")
     log: "logs/{dataset}/{supervision}/train_affinity.log"
+    benchmark: "logs/{dataset}/{supervision}/train_affinity.benchmark.tsv"
     threads: workflow.cores
     params:
         hydra=StageCall("train_affinity", config, classifier_dir="classifier", seeds_dir="seeds").hydra,
@@ -118,6 +125,7 @@ rule random_walk:
         cam=rules.make_cam.output[0], affinity=rules.train_affinity.output[0],
     output: directory("results/{dataset}/{supervision}/random_walk")
     log: "logs/{dataset}/{supervision}/random_walk.log"
+    benchmark: "logs/{dataset}/{supervision}/random_walk.benchmark.tsv"
     threads: workflow.cores
     params:
         hydra=StageCall("random_walk", config, cam_dir="cam", affinity_dir="affinity").hydra,
@@ -130,6 +138,7 @@ rule refine_crf:
     input: data=dataset_inputs, scores=rules.random_walk.output[0], cam=rules.make_cam.output[0]
     output: directory("results/{dataset}/{supervision}/crf")
     log: "logs/{dataset}/{supervision}/refine_crf.log"
+    benchmark: "logs/{dataset}/{supervision}/refine_crf.benchmark.tsv"
     threads: workflow.cores
     params:
         hydra=StageCall("refine_crf", config, scores_dir="scores", cam_dir="cam").hydra,
@@ -142,6 +151,7 @@ rule export_pseudolabels:
     input: data=dataset_inputs, source=rules.refine_crf.output[0]
     output: directory("results/{dataset}/{supervision}/pseudolabels")
     log: "logs/{dataset}/{supervision}/export_pseudolabels.log"
+    benchmark: "logs/{dataset}/{supervision}/export_pseudolabels.benchmark.tsv"
     params:
         hydra=StageCall("export_pseudolabels", config, source_dir="source").hydra,
         fingerprint=StageCall("export_pseudolabels", config, source_dir="source").fingerprint,
@@ -150,3 +160,4 @@ rule export_pseudolabels:
 
 include: "rules/inspect.smk"
 include: "rules/retrain.smk"
+include: "rules/weak.smk"
