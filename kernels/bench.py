@@ -184,13 +184,19 @@ CASES: dict[str, Callable[[bool, str], list[dict]]] = {
 
 
 def collect(quick: bool, device: str, only: str | None = None) -> list[dict]:
-    """Run every registered case (own and contributed) whose name contains ``only``."""
+    """Run every registered case (own and contributed) whose name contains ``only``.
+
+    ``only`` selects own op families by name; a contributed module runs when ``only`` names it
+    (``tree`` for ``kernels.bench_tree``) or matches no own family, its records then filtered by op.
+    """
     records: list[dict] = []
-    for name, fn in CASES.items():
-        if only is None or only in name:
-            records += fn(quick, device)
+    own = [name for name in CASES if only is None or only in name]
+    for name in own:
+        records += CASES[name](quick, device)
     for module_name in CONTRIBUTORS:
         short = module_name.rsplit(".", 1)[-1].removeprefix("bench_")
+        if only is not None and own and only not in short:
+            continue
         if importlib.util.find_spec(module_name) is None:
             continue
         module = importlib.import_module(module_name)

@@ -29,6 +29,8 @@ KERNELS_DIR = Path(__file__).resolve().parent
 CSRC = KERNELS_DIR / "csrc"
 BUILD_ROOT = KERNELS_DIR / "_build"
 LIB_NAME = "wsss_kernels"
+#: Architectures of a cuda build made where no GPU is visible (override with TORCH_CUDA_ARCH_LIST).
+DEFAULT_CUDA_ARCHS = "7.5;8.0;8.6;8.9;9.0+PTX"
 
 
 def sources(cuda: bool) -> list[Path]:
@@ -109,6 +111,12 @@ def build(variant: str = "cpu", verbose: bool = False) -> Path:
         if home is None:
             raise RuntimeError("cuda build requested but no CUDA toolkit found (set CUDA_HOME)")
         os.environ["CUDA_HOME"] = home
+        import torch
+
+        if not os.environ.get("TORCH_CUDA_ARCH_LIST") and not torch.cuda.is_available():
+            # torch derives the architectures from the visible GPUs; with none (a login node building
+            # for compute nodes) it would fail, so build for the common ones (CUDA 13 starts at sm_75).
+            os.environ["TORCH_CUDA_ARCH_LIST"] = DEFAULT_CUDA_ARCHS
     build_dir = BUILD_ROOT / variant
     build_dir.mkdir(parents=True, exist_ok=True)
     stamp = build_dir / "sources.sha256"

@@ -322,3 +322,17 @@ def test_cuda_matches_cpu(kernels_built, dtype):
         outputs[device] = [t.detach().cpu() for t in (up, f.grad, q.grad)]
     for got, want in zip(outputs["cuda"], outputs["cpu"]):
         torch.testing.assert_close(got, want, rtol=1e-4 if dtype == torch.float32 else 1e-9, atol=tol["atol"])
+
+
+# --------------------------------------------------------------------------- benchmark registry
+
+
+def test_bench_records_and_table(kernels_built, tmp_path):
+    from kernels import bench
+
+    records = bench.collect(quick=True, device="cpu", only="local_propagation")
+    assert [r["op"] for r in records] == ["local_propagation"]
+    assert set(records[0]) == set(bench.KEYS)
+    assert records[0]["max_abs_diff"] < 1e-5 and records[0]["ms"] > 0
+    table = bench.format_table(records)
+    assert "local_propagation" in table.splitlines()[2]

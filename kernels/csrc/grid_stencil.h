@@ -27,6 +27,13 @@
 #include <omp.h>
 #endif
 
+// The 64-byte vector types below pass through always_inline helpers only, so GCC's note that their
+// ABI depends on -mavx512f never applies.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
 namespace wsss {
 namespace stencil {
 
@@ -54,6 +61,10 @@ template <typename V, typename T>
 static inline __attribute__((always_inline)) void vstore(T* p, const V& v) {
   std::memcpy(p, &v, sizeof(V));
 }
+
+// Grain for at::parallel_for over items of `work` elementary operations each: ranges below ~32k
+// operations run inline (a parallel region costs far more than that on a busy machine).
+inline int64_t grain_for(int64_t work) { return std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(1, work)); }
 
 // Padded plane layout of an H x W image.
 struct PaddedGrid {
@@ -183,7 +194,9 @@ T* propagate(const Problem& P, const T* weights, const T* post, T* a, T* b, int6
   const int64_t nrows = P.B * P.grid.H, nplanes = P.B * P.C;
   const int64_t max_threads = std::max<int64_t>(1, at::get_num_threads());
   const bool by_planes = nplanes >= max_threads;
-  const int threads = static_cast<int>(std::min<int64_t>(max_threads, by_planes ? nplanes : nrows));
+  const double work = double(nplanes) * double(P.grid.plane) * double(P.terms.size() + 1) * double(steps);
+  const int threads = work < double(1 << 21) ? 1  // below ~1 ms of work: not worth waking threads
+                                             : static_cast<int>(std::min<int64_t>(max_threads, by_planes ? nplanes : nrows));
   T* result = steps % 2 == 0 ? a : b;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(threads)
@@ -221,7 +234,7 @@ T* propagate(const Problem& P, const T* weights, const T* post, T* a, T* b, int6
 // Copies an unpadded contiguous [N][H][W] tensor into padded planes (padding must already be zero).
 template <typename T>
 void scatter_padded(const T* src, T* dst, int64_t n, const PaddedGrid& g) {
-  at::parallel_for(0, n * g.H, 64, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, n * g.H, grain_for(g.W), [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const int64_t i = r / g.H, y = r % g.H;
       std::memcpy(dst + i * g.plane + g.at(y, 0), src + (i * g.H + y) * g.W, sizeof(T) * g.W);
@@ -231,7 +244,7 @@ void scatter_padded(const T* src, T* dst, int64_t n, const PaddedGrid& g) {
 
 template <typename T>
 void gather_padded(const T* src, T* dst, int64_t n, const PaddedGrid& g) {
-  at::parallel_for(0, n * g.H, 64, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, n * g.H, grain_for(g.W), [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const int64_t i = r / g.H, y = r % g.H;
       std::memcpy(dst + (i * g.H + y) * g.W, src + i * g.plane + g.at(y, 0), sizeof(T) * g.W);
@@ -241,3 +254,7 @@ void gather_padded(const T* src, T* dst, int64_t n, const PaddedGrid& g) {
 
 }  // namespace stencil
 }  // namespace wsss
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif

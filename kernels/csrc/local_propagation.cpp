@@ -36,7 +36,7 @@ void local_propagation_cpu_typed(const at::Tensor& values, const at::Tensor& ima
   at::Tensor weights = at::zeros({B * taps * g.plane}, values.options());
   T* w = weights.data_ptr<T>();
   const T* img = image.data_ptr<T>();
-  at::parallel_for(0, B * H, 8, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, B * H, stencil::grain_for(taps * W * (K + 8)), [&](int64_t begin, int64_t end) {
     std::vector<T> sum(W);
     for (int64_t row = begin; row < end; ++row) {
       const int64_t b = row / H, y = row % H;
@@ -81,7 +81,7 @@ void local_propagation_cpu_typed(const at::Tensor& values, const at::Tensor& ima
   T* a = buf_a.data_ptr<T>();
   stencil::scatter_padded<T>(values.data_ptr<T>(), a, B * C, g);
   const int64_t post_cstride = mc == 1 ? 0 : g.plane;
-  at::parallel_for(0, B * C, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, B * C, stencil::grain_for(g.plane), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const int64_t b = i / C, c = i % C;
       const T* m = pp + b * mc * g.plane + c * post_cstride;

@@ -48,7 +48,7 @@ void random_walk_cpu_typed(const at::Tensor& values, const at::Tensor& affinity,
   T* inv = inv_deg.data_ptr<T>();
   const T* aff = affinity.data_ptr<T>();
   const T tbeta = static_cast<T>(beta);
-  at::parallel_for(0, B * D * H, 16, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, B * D * H, stencil::grain_for(16 * W), [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const int64_t bd = r / H, y = r % H, d = bd % D;
       const int64_t dy = offsets[d].first, dx = offsets[d].second;
@@ -59,7 +59,7 @@ void random_walk_cpu_typed(const at::Tensor& values, const at::Tensor& affinity,
       for (int64_t x = x0; x < x1; ++x) out[x] = std::pow(a[x], tbeta);
     }
   });
-  at::parallel_for(0, B * H, 16, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, B * H, stencil::grain_for(2 * D * W), [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const int64_t b = r / H, y = r % H;
       const T* eb = e + b * D * g.plane;

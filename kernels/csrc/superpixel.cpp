@@ -23,6 +23,9 @@
 namespace wsss {
 namespace {
 
+// Grain for at::parallel_for over items of `work` operations each: small ranges run inline.
+int64_t grain_for(int64_t work) { return std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(1, work)); }
+
 void check_layout(const char* op, const at::Tensor& pixels, const at::Tensor& assoc, int64_t sh, int64_t sw) {
   TORCH_CHECK(pixels.dim() == 4 && assoc.dim() == 4, op, ": inputs must be 4-D");
   TORCH_CHECK(sh >= 1 && sw >= 1, op, ": cell sizes must be >= 1");
@@ -36,7 +39,7 @@ template <typename T>
 void pool_sums_typed(const T* f, const T* q, T* num, T* den, int64_t B, int64_t C, int64_t H, int64_t W, int64_t sh,
                      int64_t sw) {
   const int64_t h = H / sh, w = W / sw, N = H * W, n = h * w;
-  at::parallel_for(0, B * h, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, B * h, grain_for(9 * sh * W * (C + 1)), [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       const int64_t b = row / h, ky = row % h;
       T* nrow = num + b * C * n + ky * w;  // channel stride n
@@ -73,7 +76,7 @@ void pool_sums_typed(const T* f, const T* q, T* num, T* den, int64_t B, int64_t 
 template <typename T>
 void upsample_typed(const T* s, const T* q, T* out, int64_t B, int64_t C, int64_t H, int64_t W, int64_t sh, int64_t sw) {
   const int64_t h = H / sh, w = W / sw, N = H * W, n = h * w;
-  at::parallel_for(0, B * H, 4, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, B * H, grain_for(9 * C * W), [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       const int64_t b = row / H, y = row % H, cy = y / sh;
       for (int64_t c = 0; c < C; ++c) {
@@ -99,7 +102,7 @@ template <typename T>
 void assoc_dot_typed(const T* X, const T* Y, T* out, int64_t B, int64_t C, int64_t H, int64_t W, int64_t sh,
                      int64_t sw) {
   const int64_t h = H / sh, w = W / sw, N = H * W, n = h * w;
-  at::parallel_for(0, B * H, 4, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, B * H, grain_for(9 * C * W), [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       const int64_t b = row / H, y = row % H, cy = y / sh;
       for (int t = 0; t < 9; ++t) {
