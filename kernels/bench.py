@@ -9,8 +9,9 @@ Prints a table and writes a JSON list of records (default ``results/kernels/benc
      "reference": "IRN dense T^256 ...", "shape": "values 1x21x94x125 ...",
      "ms": 84.1, "reference_ms": 155000.0, "speedup": 1843.0, "max_abs_diff": 3e-07}
 
-``ms`` is the median of several runs of the kernel (after a warm-up), ``reference_ms`` the same for
-the reference (a single run when it takes seconds), both on ``device`` and in the same process;
+``ms`` is the median of several runs of the kernel (after a warm-up; at least 5 and at least 0.5 s
+worth), ``reference_ms`` the same for the reference (a single run when it takes seconds), both on
+``device`` and in the same process, so both see the same machine load;
 ``speedup = reference_ms / ms``; ``max_abs_diff`` compares the two outputs (the reference runs in
 the kernel's dtype, as the papers' code does).
 
@@ -52,14 +53,20 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_ms(fn: Callable[[], object], device: str, repeat: int = 5, warmup: int = 1) -> tuple[float, object]:
-    """Median wall time of ``fn()`` in milliseconds over ``repeat`` runs after ``warmup``; also the last result."""
+def time_ms(fn: Callable[[], object], device: str, repeat: int = 5, warmup: int = 1,
+            min_total_s: float = 0.5, max_repeat: int = 200) -> tuple[float, object]:
+    """Median wall time of ``fn()`` in milliseconds, and its last result.
+
+    Runs ``warmup`` untimed calls, then at least ``repeat`` timed ones and more (up to ``max_repeat``)
+    until ``min_total_s`` seconds are spent, so that short calls get enough samples for a stable
+    median on a shared machine.
+    """
     result = None
     for _ in range(warmup):
         result = fn()
     _sync(device)
-    times = []
-    for _ in range(max(1, repeat)):
+    times: list[float] = []
+    while len(times) < max(1, repeat) or (sum(times) < min_total_s * 1000.0 and len(times) < max_repeat):
         start = time.perf_counter()
         result = fn()
         _sync(device)
@@ -103,7 +110,7 @@ def _random_walk_case(quick: bool, device: str, name: str, size: tuple[int, int]
     affinity = pair_affinity_from_features(_regions(1, height, width, generator), 5).to(device)
     ms, out = time_ms(lambda: random_walk(values, affinity, 5, beta, 256), device, repeat=repeat)
     ref_ms, ref = time_ms(lambda: random_walk_dense(values, affinity, 5, beta, 256, dtype=torch.float32), device,
-                          repeat=1 if height * width > 4000 else 3, warmup=0 if height * width > 4000 else 1)
+                          repeat=1 if height * width > 2000 else 3, warmup=0 if height * width > 2000 else 1)
     n = height * width
     shape = f"values 1x21x{height}x{width} (N={n}), r=5, beta={beta:g}, 256 steps, float32"
     return [record("random_walk", _impl(device), device, f"{name}: dense T (N x N) squared 8 times, v @ T, torch float32",
