@@ -1,4 +1,4 @@
-"""Stage c: confident seeds from the supervision (image tags: CAM + dense CRF)."""
+"""Stage c: confident seeds from the supervision (image tags: CAM + dense CRF; points, scribbles, boxes)."""
 
 from pathlib import Path
 
@@ -12,13 +12,17 @@ from wsss.io import load_npy
 from wsss.pipeline import LabelStageOutput, load_keys, prepare, require_dir
 from wsss.progress import Progress
 from wsss.seeds.image import irn_seeds, psa_seeds
+from wsss.seeds.weak import WeakSeedBuilder
 
 
 @stage_main("make_seeds")
 def main(cfg) -> None:
     prepare(cfg)
     if cfg.supervision.name != "image":
-        raise WsssError(f"supervision.name: seeds for '{cfg.supervision.name}' are not available in this stage yet")
+        weak_seeds(cfg)
+        return
+    if cfg.cam != "classifier":
+        raise WsssError("cam=none: image-level seeds need the CAMs (CAM-free runs are for point, scribble, box)")
     if cfg.image.method not in ("psa", "irn"):
         raise WsssError(f"image.method: must be 'psa' or 'irn', got '{cfg.image.method}'")
     dataset = open_dataset(cfg.dataset, cfg.split)
@@ -35,6 +39,22 @@ def main(cfg) -> None:
         else:
             seeds = irn_seeds(image, cam, keys, cfg.image.fg_threshold, cfg.image.bg_threshold, crf)
         output.add(image_id, seeds)
+    output.finish()
+
+
+def weak_seeds(cfg) -> None:
+    """Points, scribbles, boxes: ``wsss.seeds.weak`` per image (CAM evidence unless ``cam=none``)."""
+    kind = cfg.supervision.name
+    builder = WeakSeedBuilder.from_config(cfg)
+    dataset = open_dataset(cfg.dataset, cfg.split, annotations=cfg.supervision.annotations if kind == "box" else "Annotations")
+    cam_dir = require_dir(cfg.cam_dir, "CAM folder") if builder.uses_cam else None
+    keys_of = load_keys(cam_dir) if cam_dir is not None else {}
+    output = LabelStageOutput(Path(cfg.out_dir), dataset, {"stage": "seeds", "supervision": kind, "cam": cfg.cam})
+    for image_id in Progress(dataset.ids, desc=f"make_seeds[{kind}]", unit="images"):
+        cam = None
+        if cam_dir is not None:
+            cam = (load_npy(cam_dir / "highres" / f"{image_id}.npy").astype(np.float32), keys_of[image_id])
+        output.add(image_id, builder.build(dataset, image_id, cam))
     output.finish()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -34,10 +35,47 @@ class ImageSeedsConfig:
 
 
 @dataclass
+class PointSeedsConfig:
+    """Points (wsss.seeds.point): discs of ``radius`` px, fused with CAM evidence of the named classes."""
+
+    radius: float = 3.0
+    #: points below this confidence are dropped (P2Seg keeps pseudo points above 0.7)
+    min_confidence: float = 0.0
+    #: fuse with CAM evidence (image-level seeds of the classes the points name); ignored when cam=none
+    cam_fusion: bool = True
+    #: keep a CAM region of class c only within this many px of a point of class c (null: keep all)
+    max_gap: Optional[float] = 16.0
+
+
+@dataclass
+class ScribbleSeedsConfig:
+    """Scribbles (wsss.seeds.scribble): polylines rasterised ``width`` px thick, the rest unknown."""
+
+    width: int = 3
+
+
+@dataclass
+class BoxSeedsConfig:
+    """Boxes (wsss.seeds.box): GrabCut per box, filled box below ``min_cover``, smaller boxes win."""
+
+    iterations: int = 3
+    min_cover: float = 0.15
+    #: box pixels GrabCut leaves out: ``ignore`` (255) or ``background`` (0)
+    inside: str = "ignore"
+    #: drop object pixels the CAM evidence calls confident background; ignored when cam=none
+    cam_intersect: bool = False
+
+
+@dataclass
 class MakeSeedsConfig(SupervisedStageConfig):
     cam_dir: str = MISSING
     split: str = MISSING
+    #: ``classifier``: CAM evidence from ``cam_dir``; ``none``: CAM-free (point/scribble/box only)
+    cam: str = "classifier"
     image: ImageSeedsConfig = field(default_factory=ImageSeedsConfig)
+    point: PointSeedsConfig = field(default_factory=PointSeedsConfig)
+    scribble: ScribbleSeedsConfig = field(default_factory=ScribbleSeedsConfig)
+    box: BoxSeedsConfig = field(default_factory=BoxSeedsConfig)
     crf: CRFConfig = field(default_factory=CRFConfig)
 
 
