@@ -1,0 +1,253 @@
+"""Seed propagators (random walk from seeds, A2GNN, APro) on small known cases, and their building blocks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from wsss.errors import WsssError
+from wsss.propagation import a2gnn as A
+from wsss.propagation.apro import AProParams, apro_propagate, initial_evidence
+from wsss.propagation.inputs import PropagationInput, apply_allowed, seeds_at_stride
+from wsss.propagation.run import Propagator
+from wsss.propagation.seeded_walk import SeededWalkParams, initial_values, seeded_walk
+
+IGNORE = 255
+
+
+def two_regions(height: int = 24, width: int = 32, noise: int = 3) -> np.ndarray:
+    """Left half dark red, right half light blue, with a little noise: ``(H,W,3)`` uint8."""
+    rng = np.random.default_rng(1)
+    image = np.zeros((height, width, 3), np.int64)
+    image[:, : width // 2] = (150, 40, 40)
+    image[:, width // 2 :] = (60, 90, 210)
+    image += rng.integers(-noise, noise + 1, size=image.shape)
+    return image.clip(0, 255).astype(np.uint8)
+
+
+def one_seed_each(height: int = 24, width: int = 32, left: int = 0, right: int = 12) -> np.ndarray:
+    seeds = np.full((height, width), IGNORE, np.uint8)
+    seeds[10:13, 4:7] = left
+    seeds[10:13, width - 7 : width - 4] = right
+    return seeds
+
+
+def region_labels(label: np.ndarray) -> tuple[set, set]:
+    width = label.shape[1]
+    return set(np.unique(label[:, : width // 2]).tolist()), set(np.unique(label[:, width // 2 :]).tolist())
+
+
+# ------------------------------------------------------------------ inputs
+def test_propagation_input_channels_and_prior():
+    seeds = np.array([[0, 12, 255], [7, 3, 255]], np.uint8)
+    data = PropagationInput(np.zeros((2, 3, 3), np.uint8), np.array([3, 12]), seeds,
+                            cam=np.array([[[0.5] * 3] * 2, [[1.0, 0.0, 0.0]] * 2], np.float32))
+    assert data.seed_channels().tolist() == [[0, 2, -1], [-1, 1, -1]]  # class 7 is not present: unknown
+    onehot = data.seed_onehot()
+    assert onehot[2, 0, 1] == 1 and onehot[:, 0, 2].sum() == 0
+    prior = data.cam_prior(alpha=1.0)
+    np.testing.assert_allclose(prior.sum(0), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(prior[:, 0, 0], [0.0, 1 / 3, 2 / 3], rtol=1e-6)
+    assert data.label(prior).tolist() == [[12, 0, 0], [12, 0, 0]]  # 0.5 vs (1 - 0.5)^1: tie, background first
+
+
+def test_apply_allowed_renormalises_and_defaults_to_background():
+    scores = np.array([[[0.2, 0.0]], [[0.8, 1.0]]], np.float32)
+    allowed = np.array([[[True, True]], [[True, False]]])
+    out = apply_allowed(scores, allowed)
+    np.testing.assert_allclose(out[:, 0, 0], [0.2, 0.8])
+    np.testing.assert_allclose(out[:, 0, 1], [1.0, 0.0])
+
+
+def test_seeds_at_stride_takes_the_cell_majority():
+    channels = np.full((4, 6), -1, np.int64)
+    channels[0, 0] = 2                       # one pixel in cell (0,0) marks it
+    channels[2:4, 2:4] = 1
+    channels[2, 3] = 0                       # cell (1,1): three 1s, one 0
+    cells = seeds_at_stride(channels, 3, 2)
+    assert cells.tolist() == [[2, -1, -1], [-1, 1, -1]]
+
+
+# --------------------------------------------------------------------- APro
+def test_apro_two_flat_regions_take_their_seeds_class(kernels_built):
+    data = PropagationInput(two_regions(), np.array([12]), one_seed_each())
+    scores = apro_propagate(data)
+    assert scores.shape == (2, 24, 32)
+    np.testing.assert_allclose(scores.sum(0), 1.0, rtol=1e-5)
+    assert region_labels(data.label(scores)) == ({0}, {12})
+
+
+def test_apro_cam_free_point_leaves_unclaimed_region_to_background(kernels_built):
+    seeds = np.full((24, 32), IGNORE, np.uint8)
+    seeds[10:13, 24:27] = 12                 # one click on the right object, no background click
+    data = PropagationInput(two_regions(), np.array([12]), seeds)
+    assert region_labels(data.label(apro_propagate(data))) == ({0}, {12})
+
+
+def test_apro_box_mask_keeps_a_class_inside_its_boxes(kernels_built):
+    seeds = one_seed_each()
+    allowed = np.ones((2, 24, 32), bool)
+    allowed[1, :, :20] = False               # the class may only appear from column 20 on
+    data = PropagationInput(two_regions(), np.array([12]), seeds, allowed=allowed)
+    label = data.label(apro_propagate(data))
+    # LP averages a box's border pixels with the zeros outside it (APro's masking): a box edge that cuts
+    # a flat region leaves its first columns ambiguous
+    assert (label[:, :20] == 0).all() and (label[:, 22:] == 12).all()
+
+
+def test_apro_initial_evidence_weights():
+    seeds = one_seed_each()
+    data = PropagationInput(two_regions(), np.array([12]), seeds)
+    q, w = initial_evidence(data, AProParams(background_prior=0.01))
+    assert w[11, 5] == 1.0 and w[0, 0] == 0.0 and q[1, 11, 26] == 1.0  # background seeds: no prior
+    clicks = np.where(seeds == 12, 12, IGNORE).astype(np.uint8)
+    q, w = initial_evidence(PropagationInput(two_regions(), np.array([12]), clicks), AProParams(background_prior=0.01))
+    assert w[11, 5] == 0.01 and q[0, 11, 5] == 1.0 and w[11, 26] == 1.0  # no background seed: weak prior
+    cam = np.zeros((1, 24, 32), np.float32)
+    q, w = initial_evidence(PropagationInput(two_regions(), np.array([12]), seeds, cam=cam),
+                            AProParams(prior_weight=0.2))
+    assert w[0, 0] == 0.2 and q[0, 0, 0] == 1.0
+
+
+def test_apro_two_classes_and_label_pass(kernels_built):
+    image = two_regions(width=48)            # red columns 0..23, blue 24..31,
+    image[:, 32:] = (30, 200, 30)            # green 32..47
+    seeds = np.full((24, 48), IGNORE, np.uint8)
+    seeds[4:7, 4:7], seeds[4:7, 27:30], seeds[4:7, 39:42] = 0, 3, 9   # a 3×3 click each
+    data = PropagationInput(image, np.array([3, 9]), seeds)
+    label = data.label(apro_propagate(data, AProParams(zeta_label=0.05)))
+    assert set(np.unique(label[:, :22])) == {0} and set(np.unique(label[:, 26:30])) == {3}  # region interiors
+    assert set(np.unique(label[:, 34:])) == {9}
+
+
+# -------------------------------------------------------------- random walk
+def test_seeded_walk_two_flat_regions(kernels_built):
+    from kernels import pair_affinity_from_features
+
+    image = two_regions()
+    features = torch.from_numpy(image.transpose(2, 0, 1).astype(np.float32) / 20.0)[None]
+    affinity = pair_affinity_from_features(features, 3)
+    data = PropagationInput(image, np.array([12]), one_seed_each())
+    scores = seeded_walk(data, affinity, 1, SeededWalkParams(radius=3, beta=8.0, steps=64))
+    assert region_labels(data.label(scores)) == ({0}, {12})
+
+
+def test_seeded_walk_initial_values_seeds_override_cam_and_boxes_mask():
+    seeds = np.full((8, 8), IGNORE, np.uint8)
+    seeds[0:2, 0:2] = 5
+    cam = np.full((1, 8, 8), 0.5, np.float32)
+    allowed = np.ones((2, 8, 8), bool)
+    allowed[1, 4:, 4:] = False
+    data = PropagationInput(np.zeros((8, 8, 3), np.uint8), np.array([5]), seeds, cam=cam, allowed=allowed)
+    values = initial_values(data, 2, alpha=1.0)
+    assert values.shape == (2, 4, 4)
+    assert values[:, 0, 0].tolist() == [0.0, 1.0]
+    assert values[1, 3, 3] == 0 and values[1, 1, 1] == pytest.approx(0.5)
+
+
+# -------------------------------------------------------------------- A2GNN
+def brute_attention(x, features, radius, beta, adjacency_weight):
+    """Windowed attention by explicit loops over nodes and neighbours (the definition A2GNN's layer implements)."""
+    channels, height, width = x.shape
+    unit = torch.nn.functional.normalize(x, dim=0)
+    out = torch.zeros_like(x)
+    for y in range(height):
+        for xx in range(width):
+            logits, values = [], []
+            for ny in range(max(0, y - radius), min(height, y + radius + 1)):
+                for nx in range(max(0, xx - radius), min(width, xx + radius + 1)):
+                    cos = float(unit[:, y, xx] @ unit[:, ny, nx])
+                    if cos < 0 and (ny, nx) != (y, xx):
+                        continue
+                    affinity = float(torch.exp(-(features[:, y, xx] - features[:, ny, nx]).abs().mean()))
+                    logits.append(beta * cos + adjacency_weight * affinity)
+                    values.append(x[:, ny, nx])
+            weights = torch.softmax(torch.tensor(logits), 0)
+            out[:, y, xx] = (weights[:, None] * torch.stack(values)).sum(0)
+    return out
+
+
+@pytest.mark.parametrize("tile", [2, 4, 8])
+def test_window_attention_matches_the_definition(tile):
+    torch.manual_seed(0)
+    height, width, radius = 7, 10, 2
+    x = torch.randn(5, height, width)
+    features = torch.randn(3, height, width)
+    params = A.A2GNNParams(radius=radius)
+    graph = A.WindowGraph(height, width, radius, tile)
+    bias = A.attention_bias(features, params, graph)
+    for learn_beta in (True, False):
+        layer = A.WindowAttention(learn_beta)
+        got = graph.to_grid(layer(graph.to_rows(x), bias, graph))
+        expected = brute_attention(x, features, radius, 1.0 if learn_beta else 0.0, params.adjacency_weight)
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_window_graph_layout_round_trip_and_halo():
+    graph = A.WindowGraph(5, 7, 1, tile=4)
+    x = torch.arange(2 * 5 * 7, dtype=torch.float32).reshape(2, 5, 7)
+    rows = graph.to_rows(x, fill=-1)
+    assert rows.shape == (graph.size, 2) == (4 * 16, 2) and (rows == -1).sum() == 2 * (64 - 35)
+    torch.testing.assert_close(graph.to_grid(rows), x)
+    keys = graph.keys(rows)
+    assert keys.shape == (4, 36, 2)
+    # the halo of block (0, 0) starts one node above/left of the grid: zero there, node (0, 0) at (1, 1)
+    assert keys[0, 0, 0] == 0 and keys[0, 7, 0] == x[0, 0, 0] and keys[0, 8, 0] == x[0, 0, 1]
+
+
+def test_gated_crf_loss_zero_when_labels_agree():
+    image = two_regions()
+    kernel = A.gated_crf_kernel(image, 4, 6, 8, 2, 6.0, 0.1)
+    same = torch.zeros(2, 6, 8)
+    same[0] = 1.0
+    assert A.gated_crf_loss(same, kernel, 2).item() == pytest.approx(0.0, abs=1e-7)
+    mixed = same.clone()
+    mixed[:, :, 4:] = torch.tensor([0.0, 1.0])[:, None, None]   # the split follows the colour edge: cheap
+    across = same.clone()
+    across[:, :3] = torch.tensor([0.0, 1.0])[:, None, None]     # a split inside flat colour: costly
+    assert A.gated_crf_loss(mixed, kernel, 2).item() < 0.01 * A.gated_crf_loss(across, kernel, 2).item()
+
+
+def test_a2gnn_two_flat_regions_take_their_seeds_class():
+    image = two_regions()
+    torch.manual_seed(0)
+    features = torch.zeros(4, 6, 8)
+    features[0, :, :4], features[1, :, 4:] = 1.0, 1.0
+    features += 0.05 * torch.randn_like(features)
+    data = PropagationInput(image, np.array([12]), one_seed_each())
+    params = A.A2GNNParams(hidden=16, epochs=15, radius=2)
+    scores = A.a2gnn_propagate(data, features, 4, params, seed=0)
+    assert scores.shape == (2, 24, 32)
+    assert region_labels(data.label(scores)) == ({0}, {12})
+    again = A.a2gnn_propagate(data, features, 4, params, seed=0)
+    np.testing.assert_array_equal(scores, again)        # same seed, same result
+
+
+def test_a2gnn_box_mask_applies_in_training_and_output():
+    image = two_regions()
+    features = torch.zeros(4, 6, 8)
+    features[0, :, :4], features[1, :, 4:] = 1.0, 1.0
+    allowed = np.ones((2, 24, 32), bool)
+    allowed[1, :, :24] = False
+    data = PropagationInput(image, np.array([12]), one_seed_each(), allowed=allowed)
+    label = data.label(A.a2gnn_propagate(data, features, 4, A.A2GNNParams(hidden=16, epochs=10, radius=2)))
+    assert (label[:, :24] == 0).all()
+
+
+# --------------------------------------------------------------- dispatcher
+def test_propagator_refuses_cam_free_runs_that_need_affinitynet():
+    with pytest.raises(WsssError, match="cam=none: propagator 'a2gnn' needs the classifier"):
+        Propagator({"name": "a2gnn"}, "point", cam=False, affinity_dir=None)
+    with pytest.raises(WsssError, match="unknown propagator 'magic'"):
+        Propagator({"name": "magic"}, "point", cam=True, affinity_dir=None)
+    with pytest.raises(WsssError, match="AffinityNet not found"):
+        Propagator({"name": "random_walk"}, "point", cam=True, affinity_dir="/nonexistent")
+
+
+def test_propagator_apro_by_config_node(kernels_built):
+    propagator = Propagator({"name": "apro", "zeta_global": 0.045, "iterations": 5}, "scribble", cam=False,
+                            affinity_dir=None)
+    assert propagator.apro.zeta_global == 0.045 and propagator.apro.iterations == 5
+    data = PropagationInput(two_regions(), np.array([12]), one_seed_each())
+    assert region_labels(data.label(propagator(data))) == ({0}, {12})

@@ -1,0 +1,69 @@
+"""Random walk from seeds (+ CAMs) on AffinityNet affinities: the PSA/IRN walk for point, scribble and box seeds.
+
+The image-level stage (``stages/random_walk``) walks the CAMs; here the walk starts from the
+supervision's evidence (SEEDS_ANATOMY §1.6 form, ``v · T^t`` with ``T = A^β`` column-normalised,
+:func:`kernels.random_walk`), at the affinity stride:
+
+* CAM mode: ``v = [(1 − max cam)^α, cam]`` average-pooled to the stride (PSA), CAM-free: ``v = 0``;
+* every cell holding seeds is set to the one-hot of its majority seed channel (the annotation, or
+  the seed rule, is surer than the CAM);
+* box supervision: class channels are zeroed outside their boxes before and after the walk.
+
+The walked scores are upsampled bilinearly, box-masked and normalised per pixel. A pixel that no
+mass reaches is background.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from wsss.propagation.inputs import (PropagationInput, allowed_at_stride, apply_allowed, seeds_at_stride,
+                                     upsample_scores)
+
+
+@dataclass(frozen=True)
+class SeededWalkParams:
+    """``radius``: AffinityNet pair radius; ``beta``, ``steps``: the walk (PSA: 8/10, 256); ``alpha``: CAM background power."""
+
+    radius: int = 5
+    beta: float = 10.0
+    steps: int = 256
+    alpha: float = 16.0
+
+
+def initial_values(data: PropagationInput, stride: int, alpha: float) -> torch.Tensor:
+    """``(K+1, ceil(H/s), ceil(W/s))`` float32 start of the walk (module docstring)."""
+    height, width = data.size
+    prior = data.cam_prior(alpha)
+    if prior is None:
+        prior = np.zeros((data.channels, height, width), np.float32)
+    tensor = torch.from_numpy(np.ascontiguousarray(prior, dtype=np.float32))[None]
+    tensor = F.pad(tensor, (0, (-width) % stride, 0, (-height) % stride))
+    values = F.avg_pool2d(tensor, stride)[0] if stride > 1 else tensor[0]
+    cells = torch.from_numpy(seeds_at_stride(data.seed_channels(), data.channels, stride))
+    seeded = cells >= 0
+    if seeded.any():
+        values[:, seeded] = 0.0
+        values[cells[seeded], seeded.nonzero(as_tuple=True)[0], seeded.nonzero(as_tuple=True)[1]] = 1.0
+    allowed = allowed_at_stride(data.allowed, stride)
+    if allowed is not None:
+        values = values * torch.from_numpy(allowed)
+    return values
+
+
+def seeded_walk(data: PropagationInput, affinity: torch.Tensor, stride: int, params: SeededWalkParams) -> np.ndarray:
+    """Walk the evidence of ``data`` on ``affinity (1,D,h,w)`` (stride ``stride``). Returns ``(K+1,H,W)`` float32."""
+    from kernels import random_walk
+
+    height, width = data.size
+    values = initial_values(data, stride, params.alpha).to(affinity.dtype).to(affinity.device)
+    if tuple(values.shape[-2:]) != tuple(affinity.shape[-2:]):
+        raise ValueError(f"seeded_walk: affinity grid {tuple(affinity.shape[-2:])} differs from the seeds' "
+                         f"grid {tuple(values.shape[-2:])} at stride {stride}")
+    walked = random_walk(values[None], affinity, params.radius, params.beta, params.steps)[0]
+    scores = upsample_scores(walked, stride, height, width)
+    return apply_allowed(scores, data.allowed)
