@@ -31,7 +31,8 @@ def main(cfg) -> None:
     labels_dir = require_dir(cfg.labels_dir, "pseudo-label folder")
     init_trunk = str(require_dir(cfg.classifier_dir, "classifier") / "model.pt") if cfg.model.init_from_classifier else ""
     settings = DeepLabSettings(
-        arch=cfg.model.arch, output_stride=cfg.model.output_stride, aspp_rates=tuple(cfg.model.aspp_rates),
+        arch=cfg.model.arch, width=cfg.model.width, output_stride=cfg.model.output_stride,
+        aspp_rates=tuple(cfg.model.aspp_rates),
         pretrained=cfg.model.pretrained, init_checkpoint=cfg.model.init_checkpoint, init_trunk=init_trunk,
         **{**OmegaConf.to_container(cfg.train), "scale_range": tuple(cfg.train.scale_range)},
     )
@@ -44,7 +45,8 @@ def main(cfg) -> None:
     out = Path(cfg.out_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
     save_torch(out / "model.pt", {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-                                  "config": config, "arch": settings.arch, "output_stride": settings.output_stride,
+                                  "config": config, "arch": settings.arch, "width": settings.width,
+                                  "output_stride": settings.output_stride,
                                   "aspp_rates": list(settings.aspp_rates), "num_classes": int(cfg.dataset.num_classes)})
     save_json(out / "history.json", history)
     val = open_dataset(cfg.dataset, cfg.eval_split, cfg.supervision.annotations)

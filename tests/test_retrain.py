@@ -70,7 +70,7 @@ def test_trunk_from_classifier_and_torchvision_deeplab_layout(tmp_path):
     from torchvision.models.segmentation import deeplabv3_resnet50
 
     from wsss.models.classifier import CAMClassifier
-    from wsss.models.deeplab import build_deeplab, load_deeplab_checkpoint, load_trunk_weights
+    from wsss.models.deeplab import build_deeplab, check_trunk_config, load_deeplab_checkpoint, load_trunk_weights
     from wsss.models.maskrcnn import MaskRCNNSettings, build_maskrcnn
 
     classifier = CAMClassifier("resnet10", 16)
@@ -85,6 +85,15 @@ def test_trunk_from_classifier_and_torchvision_deeplab_layout(tmp_path):
     torch.testing.assert_close(maskrcnn.backbone.body.stem[0].weight, classifier.trunk.stem[0].weight)
     with pytest.raises(WsssError, match="do not match"):
         load_trunk_weights(build_deeplab("resnet18", 16, 21, (2, 4, 6)).backbone.trunk, str(path))
+    # the classifier's recorded backbone must match model.arch/model.width (a narrow demo trunk here)
+    narrow = CAMClassifier("resnet10", 16, width=16)
+    torch.save({"state_dict": narrow.state_dict(), "config": {"backbone": {"arch": "resnet10", "width": 16}}}, path)
+    check_trunk_config(str(path), "resnet10", 16)
+    with pytest.raises(WsssError, match="model.arch/model.width"):
+        check_trunk_config(str(path), "resnet10", 64)
+    small = build_deeplab("resnet10", 16, 21, (2, 4, 6), width=16)
+    load_trunk_weights(small.backbone.trunk, str(path))
+    assert small.backbone.trunk.channels[-1] == 128
     # torchvision's own DeepLabV3 layout (e.g. its COCO weights) maps onto ours; the 21-class conv is kept
     reference = deeplabv3_resnet50(weights=None, weights_backbone=None, num_classes=21, aux_loss=True)
     tv_path = tmp_path / "tv.pth"
@@ -102,7 +111,7 @@ def test_trunk_from_classifier_and_torchvision_deeplab_layout(tmp_path):
 
 def test_configs_compose_per_dataset():
     demo = compose("train_deeplab")
-    assert demo.model.arch == "resnet18" and demo.model.init_from_classifier
+    assert demo.model.arch == "resnet10" and demo.model.width == 32 and demo.model.init_from_classifier
     assert demo.out_dir == "results/minivoc/image/deeplab" and demo.work_dir == "results/minivoc/.work/image/deeplab"
     real = compose("train_deeplab", ["dataset=voc", "dataset.root=/data/VOC2012", "supervision=box"])
     assert real.model.arch == "resnet101" and real.crf.bilateral_sxy == 67.0

@@ -31,7 +31,13 @@ from wsss.data.validate import check_label_values, check_same_size
 from wsss.errors import WsssError
 from wsss.io import load_label_png
 from wsss.iterative import BatchSchedule, DistContext, run_training, sample_rng
-from wsss.models.deeplab import build_deeplab, deeplab_param_groups, load_deeplab_checkpoint, load_trunk_weights
+from wsss.models.deeplab import (
+    build_deeplab,
+    check_trunk_config,
+    deeplab_param_groups,
+    load_deeplab_checkpoint,
+    load_trunk_weights,
+)
 from wsss.pipeline import LabelStageOutput
 from wsss.progress import Progress
 from wsss.training import Checkpointer, PolySGD
@@ -99,6 +105,7 @@ class DeepLabSettings:
 
     arch: str = "resnet101"
     output_stride: int = 16
+    width: int = 64
     aspp_rates: tuple[int, int, int] = (6, 12, 18)
     pretrained: str = ""
     init_checkpoint: str = ""
@@ -120,8 +127,10 @@ class DeepLabSettings:
 
 def make_deeplab(settings: DeepLabSettings, num_classes: int) -> torch.nn.Module:
     """Build the network and apply the configured initialisation (trunk file, whole checkpoint)."""
-    model = build_deeplab(settings.arch, settings.output_stride, num_classes, settings.aspp_rates, settings.pretrained)
+    model = build_deeplab(settings.arch, settings.output_stride, num_classes, settings.aspp_rates, settings.pretrained,
+                          settings.width)
     if settings.init_trunk:
+        check_trunk_config(settings.init_trunk, settings.arch, settings.width)
         load_trunk_weights(model.backbone.trunk, settings.init_trunk)
     if settings.init_checkpoint:
         skipped = load_deeplab_checkpoint(model, settings.init_checkpoint)

@@ -37,11 +37,14 @@ class TrunkFeatures(nn.Module):
 
 
 def build_deeplab(arch: str, output_stride: int, num_classes: int, aspp_rates: Sequence[int],
-                  pretrained: str = "") -> DeepLabV3:
-    """torchvision ``DeepLabV3`` (no auxiliary head): ``model(image)["out"]`` is ``(B, num_classes, H, W)`` logits."""
+                  pretrained: str = "", width: int = 64) -> DeepLabV3:
+    """torchvision ``DeepLabV3`` (no auxiliary head): ``model(image)["out"]`` is ``(B, num_classes, H, W)`` logits.
+
+    ``width``: trunk stage widths ``width·(1, 2, 4, 8)`` (64 = torchvision's ResNets).
+    """
     if len(aspp_rates) != 3:
         raise WsssError(f"model.aspp_rates: torchvision's ASPP takes 3 rates, got {list(aspp_rates)}")
-    trunk = ResNetTrunk(arch, output_stride, pretrained)
+    trunk = ResNetTrunk(arch, output_stride, pretrained, width)
     return DeepLabV3(TrunkFeatures(trunk), DeepLabHead(trunk.channels[-1], num_classes, list(aspp_rates)))
 
 
@@ -67,12 +70,29 @@ def _read_state(path: str, what: str) -> dict:
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
+def check_trunk_config(path: str, arch: str, width: int) -> None:
+    """The ``model.pt`` at ``path`` must hold a trunk of ``arch`` and ``width`` when its config says which."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise WsssError(f"{path}: cannot load weights ({type(exc).__name__}: {exc})") from None
+    backbone = (checkpoint.get("config") or {}).get("backbone") if isinstance(checkpoint, dict) else None
+    if not backbone:
+        return
+    theirs = (backbone.get("arch"), int(backbone.get("width", 64)))
+    if theirs != (arch, int(width)):
+        raise WsssError(f"{path}: its trunk is {theirs[0]} width {theirs[1]}, model.arch/model.width ask for "
+                        f"{arch} width {width}; make them equal or set model.init_from_classifier=false")
+
+
 def load_trunk_weights(trunk: ResNetTrunk, path: str, what: str = "init_from_classifier") -> None:
     """Load the ``trunk.*`` weights of a ``model.pt`` (classifier, affinity net, DeepLab) into ``trunk``.
 
     Weight shapes do not depend on the output stride, so a stride-16 classifier
     trunk initialises a stride-32 detection trunk too.
     """
+    if not Path(path).is_file():
+        raise WsssError(f"{what}: file not found: {path}")
     state = _read_state(path, what)
     for prefix in ("trunk.", "backbone.trunk.", "backbone.body."):
         sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
@@ -83,7 +103,7 @@ def load_trunk_weights(trunk: ResNetTrunk, path: str, what: str = "init_from_cla
     missing, unexpected = trunk.load_state_dict(sub, strict=False)
     if missing or unexpected:
         raise WsssError(f"{path}: trunk weights do not match the architecture "
-                        f"(missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]}); check model.arch")
+                        f"(missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]}); check model.arch and model.width")
 
 
 _TV_STEM = {"backbone.conv1.": "backbone.trunk.stem.0.", "backbone.bn1.": "backbone.trunk.stem.1."}

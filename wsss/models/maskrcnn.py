@@ -23,7 +23,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 
 from wsss.errors import WsssError
 from wsss.models.backbone import ResNetTrunk
-from wsss.models.deeplab import load_trunk_weights
+from wsss.models.deeplab import check_trunk_config, load_trunk_weights
 
 _TRUNK_STAGES = ["layer4", "layer3", "layer2", "layer1", "stem"]
 
@@ -33,6 +33,8 @@ class MaskRCNNSettings:
     """Architecture of :func:`build_maskrcnn` (mirrors ``model`` in ``conf/maskrcnn/<dataset>.yaml``)."""
 
     arch: str = "resnet50"
+    #: trunk stage widths width·(1, 2, 4, 8) (64 = torchvision's ResNets)
+    width: int = 64
     pretrained: str = ""
     init_trunk: str = ""
     #: trunk stages trained, from the top (5 = all, 3 = torchvision's default with ImageNet weights)
@@ -81,8 +83,9 @@ def build_maskrcnn(settings: MaskRCNNSettings, num_classes: int) -> MaskRCNN:
         raise WsssError(f"model.trainable_layers: must be 0..5, got {settings.trainable_layers}")
     if len(settings.anchor_sizes) != 5:
         raise WsssError(f"model.anchor_sizes: one size per FPN level (5), got {list(settings.anchor_sizes)}")
-    trunk = ResNetTrunk(settings.arch, 32, settings.pretrained)
+    trunk = ResNetTrunk(settings.arch, 32, settings.pretrained, settings.width)
     if settings.init_trunk:
+        check_trunk_config(settings.init_trunk, settings.arch, settings.width)
         load_trunk_weights(trunk, settings.init_trunk)
     if settings.frozen_bn:
         _freeze_batchnorm(trunk)

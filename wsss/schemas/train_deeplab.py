@@ -18,6 +18,8 @@ class DeepLabModelConfig:
     deeplabv3_resnet101 state dict), ``init_from_classifier`` (the trunk of ``<classifier_dir>/model.pt``)."""
 
     arch: str = "resnet101"
+    #: trunk stage widths width·(1, 2, 4, 8); 64 = torchvision's ResNets (needed for ImageNet weights)
+    width: int = 64
     output_stride: int = 16
     aspp_rates: list[int] = field(default_factory=lambda: [6, 12, 18])
     pretrained: str = ""

@@ -16,6 +16,8 @@ class MaskRCNNModelConfig:
     (ImageNet trunk) or ``init_from_classifier`` (the trunk of ``<classifier_dir>/model.pt``)."""
 
     arch: str = "resnet50"
+    #: trunk stage widths width·(1, 2, 4, 8); 64 = torchvision's ResNets (needed for ImageNet weights)
+    width: int = 64
     pretrained: str = ""
     init_from_classifier: bool = False
     #: trunk stages trained from the top (5 = all; torchvision: 3 with ImageNet weights)
