@@ -1,0 +1,152 @@
+"""The point/scribble/box stages end to end (CAM-free, on a tiny VOC folder) and their Snakemake wiring."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.voc_fixture import make_tiny_voc
+from wsss.config import REPO_ROOT
+
+
+def stage(name: str, *overrides: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "WSSS_PROGRESS_INTERVAL": "60"}
+    return subprocess.run([sys.executable, "-m", f"stages.{name}", *overrides], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def add_scribbles(root: Path) -> None:
+    """A horizontal scribble through each object's centre (from the point file) and one background scribble."""
+    for points in (root / "Points").glob("*.txt"):
+        polygons = []
+        for line in points.read_text().split("\n"):
+            if line.strip():
+                x, y, index, _ = line.split()
+                name = ["aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+                        "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
+                        "train", "tvmonitor"][int(index)]
+                polygons.append(f"<polygon><tag>{name}</tag><point><X>{int(x) - 2}</X><Y>{y}</Y></point>"
+                                f"<point><X>{int(x) + 2}</X><Y>{y}</Y></point></polygon>")
+        polygons.append("<polygon><tag>background</tag><point><X>1</X><Y>0</Y></point><point><X>60</X><Y>0</Y></point>"
+                        "</polygon>")
+        (root / "Scribbles").mkdir(exist_ok=True)
+        (root / "Scribbles" / f"{points.stem}.xml").write_text(f"<annotation>{''.join(polygons)}</annotation>")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    root = make_tiny_voc(tmp_path_factory.mktemp("voc") / "VOC2012", n_train=2, n_val=1)
+    add_scribbles(root)
+    return root
+
+
+@pytest.mark.parametrize("kind", ["box", "scribble", "point"])
+def test_cam_free_chain_make_seeds_propagate_refine_crf(tiny, tmp_path, kind, kernels_built):
+    common = ["dataset=voc", f"dataset.root={tiny}", f"supervision={kind}", f"paths.results={tmp_path}", "num_threads=1"]
+    seeds = stage("make_seeds", *common, "cam=none")
+    assert seeds.returncode == 0, seeds.stderr[-2000:]
+    prop = stage("propagate", *common, "cam=none", "propagation=apro")
+    assert prop.returncode == 0, prop.stderr[-2000:]
+    out = tmp_path / "voc" / kind
+    keys = json.loads((out / "apro" / "keys.json").read_text())
+    assert set(keys) == {"2000_000000", "2000_000001"} and all(keys.values())
+    assert (out / "apro" / "scores" / "2000_000000.npy").is_file()
+    crf = stage("refine_crf", *common, f"scores_dir={out / 'apro'}", f"cam_dir={out / 'apro'}",
+                "crf.gaussian_sxy=2", "crf.bilateral_sxy=50", "crf.bilateral_srgb=5")
+    assert crf.returncode == 0, crf.stderr[-2000:]
+    metrics = json.loads((out / "crf" / "metrics.json").read_text())
+    assert metrics["n_images"] == 2 and metrics["miou"] > 50
+    assert json.loads((out / "apro" / "metrics.json").read_text())["protocol"]["cam"] == "none"
+
+
+def test_malformed_annotation_stops_make_seeds_with_one_line(tiny, tmp_path):
+    broken = tmp_path / "VOC2012"
+    broken.mkdir()
+    for folder in tiny.iterdir():
+        if folder.name != "Points":
+            (broken / folder.name).symlink_to(folder, target_is_directory=True)
+    (broken / "Points").mkdir()
+    for name in ("2000_000000", "2000_000001"):
+        (broken / "Points" / f"{name}.txt").write_text("5 5 0 1.0\n500 5 0 1.0\n")
+    result = stage("make_seeds", "dataset=voc", f"dataset.root={broken}", "supervision=point", "cam=none",
+                   f"paths.results={tmp_path}")
+    assert result.returncode == 1
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: ") and "Points/2000_000000.txt: line 2: point (500.0, 5.0) lies outside" in line
+
+
+def test_cam_free_refuses_propagators_needing_affinitynet(tiny, tmp_path):
+    result = stage("propagate", "dataset=voc", f"dataset.root={tiny}", "supervision=box", "cam=none",
+                   "propagation=a2gnn", f"paths.results={tmp_path}")
+    assert result.returncode == 1 and "cam=none: propagator 'a2gnn' needs the classifier" in result.stderr
+
+
+# ------------------------------------------------------------------ the DAG
+def dry_run(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    return subprocess.run([sys.executable, "-m", "snakemake", "-n", "-p", "--nolock", *args], cwd=REPO_ROOT,
+                          env=env, capture_output=True, text=True, timeout=600)
+
+
+def planned(result: subprocess.CompletedProcess) -> dict[str, int]:
+    return {name: int(count) for name, count in re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M)
+            if name != "total"}
+
+
+def commands(result: subprocess.CompletedProcess, stage_name: str) -> list[str]:
+    return [line for line in result.stdout.splitlines() if f"-m stages.{stage_name} " in line]
+
+
+@pytest.mark.slow
+def test_dag_default_point_pipeline_walks_the_seeds():
+    result = dry_run("minivoc_point_pseudolabels", "--forcerun", "make_seeds_weak")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    jobs = planned(result)
+    assert {"make_seeds_weak", "propagate_random_walk", "refine_crf_weak", "export_pseudolabels"} <= set(jobs)
+    assert "random_walk" not in jobs and "refine_crf" not in jobs and "make_seeds" not in jobs
+    (crf,) = commands(result, "refine_crf")
+    assert "scores_dir=results/minivoc/point/random_walk" in crf and "cam_dir=results/minivoc/point/random_walk" in crf
+    assert "crf.bilateral_sxy=50" in crf
+
+
+@pytest.mark.slow
+def test_dag_cam_free_box_pipeline_needs_no_classifier():
+    result = dry_run("voc_box_pseudolabels", "--forceall", "--config", "overrides=dataset.root=/nonexistent/VOC2012",
+                     "propagate=propagation=apro cam=none")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    jobs = planned(result)
+    assert {"make_seeds_weak", "propagate", "refine_crf_weak", "export_pseudolabels"} <= set(jobs)
+    assert not {"train_classifier", "make_cam", "train_affinity"} & set(jobs)
+    (seeds,) = commands(result, "make_seeds")
+    assert "cam=none" in seeds and "cam_dir=" not in seeds
+    (prop,) = commands(result, "propagate")
+    assert "out_dir=results/voc/box/apro" in prop and prop.rstrip().split(" > ")[0].split()[-2] == "propagation=apro"
+
+
+def test_fingerprints_follow_the_chosen_propagator_and_leave_the_image_pipeline_alone():
+    from wsss.dag import StageCall
+    from wsss.weak_dag import WEAK_CRF, WeakStageCall, chosen_propagator_dir
+
+    class wildcards(dict):  # what the rules' functions use of Snakemake's wildcards: items() and [key]
+        def __init__(self, **values):
+            super().__init__(values)
+
+    def crf_call(config):
+        return WeakStageCall("refine_crf", config, before=lambda w: list(WEAK_CRF),
+                             identity=lambda w: [f"scores_dir={chosen_propagator_dir(config)(w)}"],
+                             scores_dir="scores", cam_dir="scores")
+
+    point = wildcards(dataset="minivoc", supervision="point")
+    walk, apro = {}, {"propagate": "propagation=apro"}
+    assert chosen_propagator_dir(walk)(point) == "results/minivoc/point/random_walk"
+    assert chosen_propagator_dir(apro)(point) == "results/minivoc/point/apro"
+    assert crf_call(walk).fingerprint(point) != crf_call(apro).fingerprint(point)
+    image = wildcards(dataset="minivoc", supervision="image")
+    plain = StageCall("refine_crf", walk).fingerprint(image)
+    assert plain == StageCall("refine_crf", apro).fingerprint(image)
