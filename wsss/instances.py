@@ -470,9 +470,8 @@ def dataset_to_coco(dataset: Any, ids: Iterable[str] | None = None, progress: bo
     for name in iterator:
         if not dataset.has_object_mask(name):
             continue
-        masks, labels = dataset.instances(name)
-        height, width = masks.shape[1:] if len(masks) else dataset.image_size(name)
-        image_id = builder.add_image(name, height, width)
+        masks, labels = dataset.instances(name)  # (R, H, W) even when R is 0
+        image_id = builder.add_image(name, *masks.shape[1:])
         builder.add_instances(image_id, InstanceSet(masks, labels, np.ones(len(labels), np.float32)), with_score=False)
     return builder.to_dict()
 
