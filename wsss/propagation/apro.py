@@ -6,7 +6,9 @@ per class (background included):
 
 1. Initial probabilities ``q (K+1,H,W)`` and confidences ``w (H,W)``: at a seed pixel the seed's
    one-hot with ``w = 1``; elsewhere, in CAM mode, PSA's CAM distribution ``[(1−max cam)^α, cam]``
-   with ``w = prior_weight``; CAM-free, when no seed is background (points rarely mark it), the
+   with ``w = prior_weight`` (default 0: on minivoc's CAMs any prior weight lowered every supervision,
+   so CAM evidence enters through the seeds alone: point fusion, box intersection); with no CAM
+   (or ``prior_weight = 0``), when no seed is background (points rarely mark it), the
    background one-hot with ``w = background_prior``, a weak prior that leaves the regions no object
    seed claims to the background (with background seeds, ``w = 0`` there).
    Box supervision: a class channel is zero outside its boxes.
@@ -65,7 +67,7 @@ class AProParams:
     kernel_size: int = 5
     zeta_local: float = 0.15
     iterations: int = 20
-    prior_weight: float = 0.05
+    prior_weight: float = 0.0
     background_prior: float = 1e-4
     alpha: float = 16.0
     #: exponent applied to the final scores before normalising (calibration for the CRF that follows)
@@ -83,7 +85,7 @@ def normalised_image(image: np.ndarray, blur: float = 0.0) -> torch.Tensor:
 def initial_evidence(data: PropagationInput, params: AProParams) -> tuple[np.ndarray, np.ndarray]:
     """Step 1: ``q (K+1,H,W)`` float64 probabilities and ``w (H,W)`` float64 confidences."""
     height, width = data.size
-    prior = data.cam_prior(params.alpha)
+    prior = data.cam_prior(params.alpha) if params.prior_weight > 0 else None
     if prior is None:
         q = np.zeros((data.channels, height, width), np.float64)
         q[0] = 1.0

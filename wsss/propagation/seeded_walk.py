@@ -45,10 +45,9 @@ def initial_values(data: PropagationInput, stride: int, alpha: float) -> torch.T
     tensor = F.pad(tensor, (0, (-width) % stride, 0, (-height) % stride))
     values = F.avg_pool2d(tensor, stride)[0] if stride > 1 else tensor[0]
     cells = torch.from_numpy(seeds_at_stride(data.seed_channels(), data.channels, stride))
-    seeded = cells >= 0
-    if seeded.any():
-        values[:, seeded] = 0.0
-        values[cells[seeded], seeded.nonzero(as_tuple=True)[0], seeded.nonzero(as_tuple=True)[1]] = 1.0
+    rows, cols = torch.nonzero(cells >= 0, as_tuple=True)
+    values[:, rows, cols] = 0.0
+    values[cells[rows, cols], rows, cols] = 1.0
     allowed = allowed_at_stride(data.allowed, stride)
     if allowed is not None:
         values = values * torch.from_numpy(allowed)

@@ -71,7 +71,7 @@ class AProPropagationConfig:
     kernel_size: int = 5
     zeta_local: float = 0.15
     iterations: int = 20
-    prior_weight: float = 0.05
+    prior_weight: float = 0.0
     background_prior: float = 1e-4
     alpha: float = 16.0
     sharpen: float = 3.0
