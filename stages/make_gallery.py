@@ -13,6 +13,8 @@ from wsss.viz.stages import discover_label_stages
 def main(cfg) -> None:
     dataset = open_dataset(cfg.dataset, cfg.split)
     out = Path(cfg.out_dir)
+    if not Path(cfg.stages_dir).is_dir():
+        raise WsssError(f"{cfg.stages_dir}: stage folder not found (run the pipeline first)")
     stages = discover_label_stages(cfg.stages_dir, cfg.cam_dir, list(cfg.stage_order), [*cfg.exclude, out],
                                    split=cfg.split)
     if not stages:
