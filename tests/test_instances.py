@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tests.voc_fixture import gt_as_pseudolabels, make_tiny_voc
+from wsss.data.annotations import PointAnnotation as Point
 from wsss.data.classes import VOC_CLASSES
 from wsss.data.voc import VOCDataset
 from wsss.errors import WsssError
@@ -16,7 +17,6 @@ from wsss.instances import (
     InstanceScorer,
     InstanceSet,
     InstanceSettings,
-    Point,
     category_id,
     class_of_category,
     coco_api,
@@ -29,7 +29,6 @@ from wsss.instances import (
     instances_from_components,
     instances_from_points,
     make_instances,
-    read_points,
     resolve_cue,
     voc_categories,
 )
@@ -161,18 +160,16 @@ def test_boxes_one_instance_per_box_smallest_box_wins():
         instances_from_boxes(sem, boxes, empty_box="grabcut")
 
 
-def test_read_points(tmp_path):
-    path = tmp_path / "a.txt"
-    path.write_text("3 4 11 1.0\n\n10.4 2 0 0.75\n")
-    points = read_points(path, (8, 12))
-    assert points == [Point(3, 4, 12, 1.0), Point(10, 2, 1, 0.75)]
-    for text, message in [("3 4 20 1.0", "class_index"), ("12 4 1 1.0", "outside"), ("3 4", "expected"),
-                          ("a b 1 1", "non-numeric")]:
-        path.write_text(text + "\n")
-        with pytest.raises(WsssError, match=message):
-            read_points(path, (8, 12))
-    with pytest.raises(WsssError, match="not found"):
-        read_points(tmp_path / "none.txt", (8, 12))
+def test_point_files_through_the_annotation_reader(tmp_path):
+    """make_instances reads Points/<id>.txt with wsss.data.annotations; background points (-1) make no instance."""
+    sem = np.zeros((8, 12), np.uint8)
+    sem[2:6, 1:5] = 12
+    (tmp_path / "a.txt").write_text("3 4 11 1.0\n\n10.4 2 -1 1.0\n")
+    inst = make_instances(None, "a", sem, "points", InstanceSettings(min_component_px=1), tmp_path)
+    assert inst.labels.tolist() == [12] and inst.masks[0].sum() == 16
+    (tmp_path / "a.txt").write_text("3 4 20 1.0\n")
+    with pytest.raises(WsssError, match="a.txt: line 1"):
+        make_instances(None, "a", sem, "points", InstanceSettings(), tmp_path)
 
 
 def test_resolve_cue():

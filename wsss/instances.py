@@ -7,9 +7,10 @@ Cues (``cue`` of :func:`make_instances`; by default chosen from the supervision,
   boxes of its class goes to the smallest box (small objects win, as SDI
   resolves GrabCut overlaps). A box with no pixel of its class is exported as the
   filled box (APro's box mask) with half the score, or dropped (``empty_box: drop``).
-* ``points`` (point supervision): one instance per annotated point
+* ``points`` (point supervision): one instance per annotated object point
   (``Points/<id>.txt``, lines ``x y class_index confidence``, class_index 0-based
-  over the 20 object classes). Each 8-connected region of a class (at least
+  over the 20 object classes, read by :func:`wsss.data.annotations.read_points`;
+  background points, class_index -1, are skipped). Each 8-connected region of a class (at least
   ``min_component_px`` pixels, BESTIE's 50) is split among the points of that
   class lying in it, every pixel going to its nearest point (BESTIE/P2Seg's
   ``dis_group``); regions without a point are left out (BESTIE: "unlabeled"). A
@@ -43,8 +44,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from scipy import ndimage
 
-from wsss.data.classes import IGNORE_INDEX, NUM_FOREGROUND, VOC_CLASSES
-from wsss.data.validate import check_point_in_image
+from wsss.data.classes import IGNORE_INDEX, VOC_CLASSES
 from wsss.errors import WsssError
 
 #: default instance cue per supervision kind
@@ -73,52 +73,6 @@ class InstanceSet:
 
     def __len__(self) -> int:
         return len(self.labels)
-
-
-@dataclass(frozen=True)
-class Point:
-    """An annotated point: pixel ``(x, y)`` (0-based), ``class_id`` 1..20 and the annotator's/PAM's confidence."""
-
-    x: int
-    y: int
-    class_id: int
-    confidence: float = 1.0
-
-
-def read_points(path: str | Path, size: tuple[int, int]) -> list[Point]:
-    """Parse a BESTIE/P2Seg point file: lines ``x y class_index confidence`` (class_index 0-based, 0..19).
-
-    ``size = (H, W)`` of the image; coordinates are rounded to the nearest pixel.
-    Blank lines are skipped; the confidence may be omitted (1.0). Errors name the
-    file and line: missing file, wrong field count, non-numbers, class outside
-    0..19, point outside the image.
-    """
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise WsssError(f"{path}: point file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise WsssError(f"{path}: unreadable point file ({exc})") from None
-    points = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        fields = line.split()
-        if not fields:
-            continue
-        where = f"{path}: line {number}"
-        if len(fields) not in (3, 4):
-            raise WsssError(f"{where}: expected 'x y class_index confidence', got {line.strip()!r}")
-        try:
-            x, y = float(fields[0]), float(fields[1])
-            cls = float(fields[2])
-            conf = float(fields[3]) if len(fields) == 4 else 1.0
-        except ValueError:
-            raise WsssError(f"{where}: non-numeric field in {line.strip()!r}") from None
-        if cls != int(cls) or not 0 <= cls < NUM_FOREGROUND:
-            raise WsssError(f"{where}: class_index {fields[2]} outside 0..{NUM_FOREGROUND - 1} (0-based object classes)")
-        check_point_in_image(x, y, size, where)
-        points.append(Point(int(round(x)), int(round(y)), int(cls) + 1, conf))
-    return points
 
 
 def instance_scores(masks: np.ndarray, labels: np.ndarray, probs: np.ndarray | None = None) -> np.ndarray:
@@ -180,19 +134,21 @@ def _square(center: tuple[int, int], side: int, size: tuple[int, int]) -> np.nda
 
 def instances_from_points(
     semantic: np.ndarray,
-    points: Sequence[Point],
+    points: Sequence[Any],
     min_component_px: int = 50,
     min_confidence: float = 0.0,
     fallback_size: int = 0,
     probs: np.ndarray | None = None,
 ) -> InstanceSet:
-    """One instance per point of ``points`` with confidence ≥ ``min_confidence`` (see the module docstring).
+    """One instance per object point of ``points`` with confidence ≥ ``min_confidence`` (see the module docstring).
 
+    ``points``: objects with ``x``, ``y`` (0-based pixel), ``class_id`` and ``confidence``
+    (:class:`wsss.data.annotations.PointAnnotation`); background points (class 0) are skipped.
     Returns instances in point order (points that end with no pixels are left out).
     """
     semantic = _check_semantic(semantic)
     size = semantic.shape
-    kept = [p for p in points if p.confidence >= min_confidence]
+    kept = [p for p in points if p.class_id > 0 and p.confidence >= min_confidence]
     owner = np.full(size, -1, dtype=np.int64)  # index into ``kept`` of each pixel's point
     for cls in sorted({p.class_id for p in kept}):
         regions, count = ndimage.label(semantic == cls, structure=_EIGHT)
@@ -304,6 +260,8 @@ def make_instances(
     if cue == "points":
         if points_dir is None:
             raise WsssError("points: no point folder given")
+        from wsss.data.annotations import read_points
+
         points = read_points(Path(points_dir) / f"{image_id}.txt", semantic.shape)
         return instances_from_points(semantic, points, settings.min_component_px, settings.min_confidence,
                                      settings.fallback_size, probs)
