@@ -133,6 +133,22 @@ def test_seeded_walk_two_flat_regions(kernels_built):
     assert region_labels(data.label(scores)) == ({0}, {12})
 
 
+def test_seeded_walk_clamping_keeps_the_seeds(kernels_built):
+    from kernels import pair_affinity_from_features
+
+    image = np.full((16, 16, 3), 100, np.uint8)   # one flat region: only the seeds decide
+    seeds = np.full((16, 16), IGNORE, np.uint8)
+    seeds[0:2, 0:2], seeds[14:16, 14:16] = 0, 5
+    affinity = pair_affinity_from_features(torch.zeros(1, 2, 16, 16), 3)
+    data = PropagationInput(image, np.array([5]), seeds)
+    clamped = seeded_walk(data, affinity, 1, SeededWalkParams(radius=3, steps=64, clamp_every=8))
+    assert clamped[0, 0, 0] == pytest.approx(1.0) and clamped[1, 15, 15] == pytest.approx(1.0)
+    label = data.label(clamped)
+    assert label[3, 4] == label[4, 3] == 0 and label[11, 12] == label[12, 11] == 5  # each side of the diagonal
+    free = seeded_walk(data, affinity, 1, SeededWalkParams(radius=3, steps=64, clamp_every=0))
+    assert free[1, 15, 15] < 0.9  # PSA's free walk diffuses the seeds' mass
+
+
 def test_seeded_walk_initial_values_seeds_override_cam_and_boxes_mask():
     seeds = np.full((8, 8), IGNORE, np.uint8)
     seeds[0:2, 0:2] = 5

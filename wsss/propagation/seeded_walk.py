@@ -9,6 +9,10 @@ supervision's evidence (SEEDS_ANATOMY §1.6 form, ``v · T^t`` with ``T = A^β``
   the seed rule, is surer than the CAM);
 * box supervision: class channels are zeroed outside their boxes before and after the walk.
 
+* every ``clamp_every`` steps the seeded cells are reset to their one-hot, so the walk interpolates
+  between the seeds (Grady's random walker) instead of diffusing them away as PSA's free walk of
+  CAMs does (``clamp_every = 0``).
+
 The walked scores are upsampled bilinearly, box-masked and normalised per pixel. A pixel that no
 mass reaches is background.
 """
@@ -33,6 +37,8 @@ class SeededWalkParams:
     beta: float = 10.0
     steps: int = 256
     alpha: float = 16.0
+    #: reset the seeded cells to their one-hot every this many steps (0: PSA's free walk)
+    clamp_every: int = 16
 
 
 def initial_values(data: PropagationInput, stride: int, alpha: float) -> torch.Tensor:
@@ -63,6 +69,18 @@ def seeded_walk(data: PropagationInput, affinity: torch.Tensor, stride: int, par
     if tuple(values.shape[-2:]) != tuple(affinity.shape[-2:]):
         raise ValueError(f"seeded_walk: affinity grid {tuple(affinity.shape[-2:])} differs from the seeds' "
                          f"grid {tuple(values.shape[-2:])} at stride {stride}")
-    walked = random_walk(values[None], affinity, params.radius, params.beta, params.steps)[0]
+    if params.clamp_every <= 0:
+        walked = random_walk(values[None], affinity, params.radius, params.beta, params.steps)[0]
+    else:  # seeds stay what they are: the walk interpolates between them (Grady's random walker)
+        cells = torch.from_numpy(seeds_at_stride(data.seed_channels(), data.channels, stride)).to(values.device)
+        rows, cols = torch.nonzero(cells >= 0, as_tuple=True)
+        clamped = values[:, rows, cols].clone()
+        walked = values
+        done = 0
+        while done < params.steps:
+            chunk = min(params.clamp_every, params.steps - done)
+            walked = random_walk(walked[None], affinity, params.radius, params.beta, chunk)[0]
+            walked[:, rows, cols] = clamped
+            done += chunk
     scores = upsample_scores(walked, stride, height, width)
     return apply_allowed(scores, data.allowed)

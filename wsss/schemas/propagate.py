@@ -24,6 +24,8 @@ class RandomWalkPropagationConfig:
     steps: int = 256
     #: CAM background power (1 − max cam)^alpha
     alpha: float = 16.0
+    #: reset the seeded cells to their one-hot every this many steps (0: PSA's free walk)
+    clamp_every: int = 16
     #: average AffinityNet features with the horizontal flip
     flip: bool = True
 
