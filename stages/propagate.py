@@ -7,15 +7,11 @@ from omegaconf import OmegaConf
 
 from wsss.config import stage_main
 from wsss.data import open_dataset
-from wsss.data.annotations import load_weak_annotation
 from wsss.errors import WsssError
 from wsss.io import load_label_png, load_npy, save_json, save_npy
 from wsss.pipeline import LabelStageOutput, load_keys, prepare, require_dir
 from wsss.progress import Progress
-from wsss.propagation.inputs import PropagationInput
-from wsss.propagation.run import Propagator
-from wsss.seeds.box import class_box_masks
-from wsss.seeds.evidence import cam_for_classes
+from wsss.propagation.run import Propagator, propagation_input
 
 
 @stage_main("propagate")
@@ -38,26 +34,15 @@ def main(cfg) -> None:
     keys_of: dict[str, list[int]] = {}
     for image_id in Progress(dataset.ids, desc=f"propagate[{node['name']}]", unit="images"):
         image = dataset.load_image(image_id)
-        seeds = load_label_png(seeds_dir / f"{image_id}.png")
-        if seeds.shape != image.shape[:2]:
-            raise WsssError(f"{seeds_dir / (image_id + '.png')}: seeds size {seeds.shape[1]}x{seeds.shape[0]} "
-                            f"differs from its image {image.shape[1]}x{image.shape[0]}")
-        allowed = None
-        if kind == "image":
-            keys = cam_keys[image_id]
-        else:
-            annotation = load_weak_annotation(dataset, kind, cfg.supervision.annotations, image_id)
-            keys = annotation.classes()
-            if kind == "box":
-                allowed = np.concatenate([np.ones((1, *seeds.shape), bool),
-                                          class_box_masks(annotation.boxes, keys, seeds.shape)])
         cam = None
         if use_cam:
-            cam = cam_for_classes(load_npy(cam_dir / "highres" / f"{image_id}.npy"), cam_keys[image_id], keys)
-        data = PropagationInput(image, np.asarray(keys, np.int64), seeds, cam, allowed)
+            cam = (load_npy(cam_dir / "highres" / f"{image_id}.npy").astype(np.float32), cam_keys[image_id])
+        seeds_path = seeds_dir / f"{image_id}.png"
+        data = propagation_input(dataset, kind, cfg.supervision.annotations, image_id, image, load_label_png(seeds_path),
+                                 cam, cam_keys.get(image_id), where=str(seeds_path))
         scores = propagator(data)
         save_npy(out / "scores" / f"{image_id}.npy", scores.astype(np.float16))
-        keys_of[image_id] = [int(k) for k in keys]
+        keys_of[image_id] = [int(k) for k in data.keys]
         output.add(image_id, data.label(scores))
     save_json(out / "keys.json", keys_of)
     output.finish()

@@ -181,9 +181,8 @@ def run(out: Path, unofficial: bool = False, min_area: int = 100, seeds_override
     from wsss.data import open_dataset
     from wsss.data.annotations import load_weak_annotation
     from wsss.metrics import SegmentationScorer
-    from wsss.propagation.inputs import PropagationInput
-    from wsss.propagation.run import Propagator
-    from wsss.seeds.box import class_box_masks, filled_box_labels
+    from wsss.propagation.run import Propagator, propagation_input
+    from wsss.seeds.box import filled_box_labels
     from wsss.seeds.point import nearest_point_labels
     from wsss.seeds.scribble import nearest_seed_labels
     from wsss.seeds.weak import WeakSeedBuilder
@@ -223,12 +222,7 @@ def run(out: Path, unofficial: bool = False, min_area: int = 100, seeds_override
                     baseline = nearest_point_labels(annotation.points, gt.shape)
                 else:
                     baseline = nearest_seed_labels(seeds)
-                keys = annotation.classes()
-                allowed = None
-                if kind == "box":
-                    allowed = np.concatenate([np.ones((1, *gt.shape), bool),
-                                              class_box_masks(annotation.boxes, keys, gt.shape)])
-                data = PropagationInput(image, keys, seeds, None, allowed)
+                data = propagation_input(dataset, kind, str(seeds_cfg.supervision.annotations), image_id, image, seeds)
                 scores = propagator(data)
                 final = data.label(crf_from_probs(image, scores, crf))
                 labels = {"baseline": baseline, "seeds": seeds, "propagation": data.label(scores), "final": final}

@@ -42,6 +42,37 @@ def affinity_features(model, image: np.ndarray, device: torch.device | str = "cp
     return features
 
 
+def propagation_input(dataset: Any, kind: str, folder: str, image_id: str, image: np.ndarray, seeds: np.ndarray,
+                      cam: tuple[np.ndarray, np.ndarray] | None = None,
+                      image_keys: np.ndarray | None = None, where: str = "") -> PropagationInput:
+    """Assemble one image's :class:`PropagationInput`.
+
+    The classes present are the weak annotation's (read from ``<root>/<folder>/``; boxes also give
+    the per-class box masks) or, for image tags (``kind == "image"``), ``image_keys``. ``cam`` is
+    ``(cam (K,H,W), cam_keys (K,))`` from ``make_cam`` (re-indexed onto the classes present), or
+    ``None`` (CAM-free). ``where`` (the seeds file) names a size mismatch.
+    """
+    from wsss.data.annotations import load_weak_annotation
+    from wsss.seeds.box import class_box_masks
+    from wsss.seeds.evidence import cam_for_classes
+
+    if seeds.shape != image.shape[:2]:
+        raise WsssError(f"{where or image_id}: seeds size {seeds.shape[1]}x{seeds.shape[0]} differs from its image "
+                        f"{image.shape[1]}x{image.shape[0]}")
+    allowed = None
+    if kind == "image":
+        if image_keys is None:
+            raise WsssError(f"{image_id}: image-level supervision needs the CAM keys")
+        keys = np.asarray(image_keys, np.int64)
+    else:
+        annotation = load_weak_annotation(dataset, kind, folder, image_id)
+        keys = annotation.classes()
+        if kind == "box":
+            allowed = np.concatenate([np.ones((1, *seeds.shape), bool), class_box_masks(annotation.boxes, keys, seeds.shape)])
+    cam_values = None if cam is None else cam_for_classes(cam[0], cam[1], keys)
+    return PropagationInput(image, keys, seeds, cam_values, allowed)
+
+
 def _params(cls, node: Mapping[str, Any], extra: Mapping[str, Any] = ()) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     values = {k: v for k, v in dict(node).items() if k in names}
