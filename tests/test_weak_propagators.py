@@ -267,3 +267,17 @@ def test_propagator_apro_by_config_node(kernels_built):
     assert propagator.apro.zeta_global == 0.045 and propagator.apro.iterations == 5
     data = PropagationInput(two_regions(), np.array([12]), one_seed_each())
     assert region_labels(data.label(propagator(data))) == ({0}, {12})
+
+
+def test_every_propagator_handles_an_image_without_objects(kernels_built):
+    from kernels import pair_affinity_from_features
+
+    image = two_regions()
+    seeds = np.full((24, 32), IGNORE, np.uint8)
+    seeds[0, 0] = 0
+    data = PropagationInput(image, np.zeros(0, np.int64), seeds)
+    assert (data.label(apro_propagate(data)) == 0).all()
+    affinity = pair_affinity_from_features(torch.zeros(1, 2, 24, 32), 3)
+    assert (data.label(seeded_walk(data, affinity, 1, SeededWalkParams(radius=3, steps=8))) == 0).all()
+    scores = A.a2gnn_propagate(data, torch.randn(4, 6, 8), 4, A.A2GNNParams(hidden=8, epochs=2, radius=1))
+    assert scores.shape == (1, 24, 32) and (data.label(scores) == 0).all()
