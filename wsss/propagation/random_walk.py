@@ -46,7 +46,7 @@ def propagate(cam_low: torch.Tensor, affinity: torch.Tensor, params: RandomWalkP
 
     cam_low = cam_low.to(affinity.dtype).to(affinity.device)
     if params.background == "power":
-        max_cam = cam_low.amax(dim=0, keepdim=True) if cam_low.shape[0] else torch.zeros_like(cam_low[:1])
+        max_cam = cam_low.amax(dim=0, keepdim=True) if cam_low.shape[0] else cam_low.new_zeros((1, *cam_low.shape[1:]))
         values = torch.cat([(1.0 - max_cam).clamp(min=0).pow(params.alpha), cam_low])
         return random_walk(values[None], affinity, params.radius, params.beta, params.steps)[0]
     if params.background == "constant":
