@@ -373,7 +373,3 @@ def a2gnn_propagate(data: PropagationInput, features: torch.Tensor, stride: int,
             scores = scores + params.rw_weight * walked
     return apply_allowed(scores, data.allowed)
 
-
-def expected_nodes(height: int, width: int, stride: int) -> tuple[int, int]:
-    """Node grid ``(ceil(H/s), ceil(W/s))`` of an ``H×W`` image."""
-    return math.ceil(height / stride), math.ceil(width / stride)
