@@ -32,7 +32,7 @@ def main(cfg) -> None:
     init_trunk = str(require_dir(cfg.classifier_dir, "classifier") / "model.pt") if cfg.model.init_from_classifier else ""
     settings = DeepLabSettings(
         arch=cfg.model.arch, width=cfg.model.width, output_stride=cfg.model.output_stride,
-        aspp_rates=tuple(cfg.model.aspp_rates),
+        aspp_rates=tuple(cfg.model.aspp_rates), head_channels=cfg.model.head_channels,
         pretrained=cfg.model.pretrained, init_checkpoint=cfg.model.init_checkpoint, init_trunk=init_trunk,
         **{**OmegaConf.to_container(cfg.train), "scale_range": tuple(cfg.train.scale_range)},
     )
@@ -47,7 +47,8 @@ def main(cfg) -> None:
     save_torch(out / "model.pt", {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
                                   "config": config, "arch": settings.arch, "width": settings.width,
                                   "output_stride": settings.output_stride,
-                                  "aspp_rates": list(settings.aspp_rates), "num_classes": int(cfg.dataset.num_classes)})
+                                  "aspp_rates": list(settings.aspp_rates),
+                                  "head_channels": settings.head_channels, "num_classes": int(cfg.dataset.num_classes)})
     save_json(out / "history.json", history)
     val = open_dataset(cfg.dataset, cfg.eval_split, cfg.supervision.annotations)
     crf = CRFParams(**cfg.crf) if cfg.eval.crf else None

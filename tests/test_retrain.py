@@ -94,6 +94,11 @@ def test_trunk_from_classifier_and_torchvision_deeplab_layout(tmp_path):
     small = build_deeplab("resnet10", 16, 21, (2, 4, 6), width=16)
     load_trunk_weights(small.backbone.trunk, str(path))
     assert small.backbone.trunk.channels[-1] == 128
+    # a narrower head keeps torchvision's DeepLabHead layout (same state-dict keys)
+    narrow_head = build_deeplab("resnet10", 16, 21, (2, 4, 6), width=16, head_channels=32)
+    keys = [k for k in small.state_dict() if k.startswith("classifier.")]
+    assert [k for k in narrow_head.state_dict() if k.startswith("classifier.")] == keys
+    assert narrow_head(torch.zeros(2, 3, 40, 48))["out"].shape == (2, 21, 40, 48)
     # torchvision's own DeepLabV3 layout (e.g. its COCO weights) maps onto ours; the 21-class conv is kept
     reference = deeplabv3_resnet50(weights=None, weights_backbone=None, num_classes=21, aux_loss=True)
     tv_path = tmp_path / "tv.pth"

@@ -107,6 +107,7 @@ class DeepLabSettings:
     output_stride: int = 16
     width: int = 64
     aspp_rates: tuple[int, int, int] = (6, 12, 18)
+    head_channels: int = 256
     pretrained: str = ""
     init_checkpoint: str = ""
     init_trunk: str = ""
@@ -128,7 +129,7 @@ class DeepLabSettings:
 def make_deeplab(settings: DeepLabSettings, num_classes: int) -> torch.nn.Module:
     """Build the network and apply the configured initialisation (trunk file, whole checkpoint)."""
     model = build_deeplab(settings.arch, settings.output_stride, num_classes, settings.aspp_rates, settings.pretrained,
-                          settings.width)
+                          settings.width, settings.head_channels)
     if settings.init_trunk:
         check_trunk_config(settings.init_trunk, settings.arch, settings.width)
         load_trunk_weights(model.backbone.trunk, settings.init_trunk)

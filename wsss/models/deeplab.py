@@ -16,7 +16,7 @@ from typing import Sequence
 
 import torch
 from torch import nn
-from torchvision.models.segmentation.deeplabv3 import DeepLabHead, DeepLabV3
+from torchvision.models.segmentation.deeplabv3 import ASPP, DeepLabHead, DeepLabV3
 
 from wsss.errors import WsssError
 from wsss.models.backbone import ResNetTrunk
@@ -36,16 +36,32 @@ class TrunkFeatures(nn.Module):
         return OrderedDict(out=self.trunk(image)[-1])
 
 
+def deeplab_head(in_channels: int, num_classes: int, aspp_rates: Sequence[int], channels: int = 256) -> nn.Module:
+    """torchvision's ``DeepLabHead`` (ASPP → 3×3 conv → BN → ReLU → 1×1 classifier); ``channels`` other than
+    its fixed 256 builds the same layers around torchvision's ``ASPP(out_channels=channels)``."""
+    if channels == 256:
+        return DeepLabHead(in_channels, num_classes, list(aspp_rates))
+    return nn.Sequential(
+        ASPP(in_channels, list(aspp_rates), channels),
+        nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(channels),
+        nn.ReLU(),
+        nn.Conv2d(channels, num_classes, 1),
+    )
+
+
 def build_deeplab(arch: str, output_stride: int, num_classes: int, aspp_rates: Sequence[int],
-                  pretrained: str = "", width: int = 64) -> DeepLabV3:
+                  pretrained: str = "", width: int = 64, head_channels: int = 256) -> DeepLabV3:
     """torchvision ``DeepLabV3`` (no auxiliary head): ``model(image)["out"]`` is ``(B, num_classes, H, W)`` logits.
 
-    ``width``: trunk stage widths ``width·(1, 2, 4, 8)`` (64 = torchvision's ResNets).
+    ``width``: trunk stage widths ``width·(1, 2, 4, 8)`` (64 = torchvision's ResNets);
+    ``head_channels``: ASPP/head width (torchvision: 256).
     """
     if len(aspp_rates) != 3:
         raise WsssError(f"model.aspp_rates: torchvision's ASPP takes 3 rates, got {list(aspp_rates)}")
     trunk = ResNetTrunk(arch, output_stride, pretrained, width)
-    return DeepLabV3(TrunkFeatures(trunk), DeepLabHead(trunk.channels[-1], num_classes, list(aspp_rates)))
+    head = deeplab_head(trunk.channels[-1], num_classes, aspp_rates, head_channels)
+    return DeepLabV3(TrunkFeatures(trunk), head)
 
 
 def deeplab_param_groups(model: DeepLabV3) -> tuple[list[nn.Parameter], list[nn.Parameter]]:

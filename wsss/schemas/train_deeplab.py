@@ -22,6 +22,8 @@ class DeepLabModelConfig:
     width: int = 64
     output_stride: int = 16
     aspp_rates: list[int] = field(default_factory=lambda: [6, 12, 18])
+    #: ASPP and head channels (torchvision's DeepLabHead: 256)
+    head_channels: int = 256
     pretrained: str = ""
     init_checkpoint: str = ""
     init_from_classifier: bool = False
