@@ -244,6 +244,11 @@ def test_maskrcnn_samples_from_exported_json(tiny):
     np.testing.assert_array_equal(target["masks"].numpy().astype(bool), masks)
     ys, xs = np.nonzero(masks[0])
     assert target["boxes"][0].tolist() == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+    # an image without instances is a negative: empty targets of the right shapes
+    empty = CocoBuilder(dataset)
+    empty.add_instances(empty.add_image(dataset.ids[0], 40, 48), InstanceSet.empty((40, 48)))
+    _, target = InstanceSamples(dataset, empty.to_dict(), seed=0)[(0, 0)]
+    assert target["boxes"].shape == (0, 4) and target["masks"].shape == (0, 40, 48) and target["labels"].shape == (0,)
     flipped = InstanceSamples(dataset, builder.to_dict(), seed=0, flip=True)
     keys = [(0, 1), (1, 1), (2, 1), (3, 1), (4, 1), (5, 1)]
     outs = [flipped[k] for k in keys]

@@ -84,7 +84,7 @@ class InstanceSamples(Dataset):
             ys, xs = np.nonzero(mask)
             boxes[k] = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) if len(xs) else (0, 0, 1, 1)
             labels[k] = self.labels[ann["category_id"]]
-        keep = masks.reshape(len(anns), -1).any(axis=1)
+        keep = masks.reshape(len(anns), height * width).any(axis=1)
         return {"boxes": torch.from_numpy(boxes[keep]), "labels": torch.from_numpy(labels[keep]),
                 "masks": torch.from_numpy(masks[keep])}
 
