@@ -11,9 +11,10 @@
 # Artifacts: results/<dataset>/<stage> or results/<dataset>/<supervision>/<stage>; logs: logs/.
 
 import sys
-from wsss.dag import StageCall, check_snakemake_config, dataset_inputs, kernel_sources
+from wsss.dag import DatasetInputs, StageCall, check_snakemake_config, kernel_sources
 
 check_snakemake_config(config)
+dataset_inputs = DatasetInputs(config)
 PY = sys.executable
 DATASETS = ["minivoc", "voc"]
 SUPERVISIONS = ["image", "point", "scribble", "box"]

@@ -28,6 +28,15 @@ def test_eval_semantic_segmentation_hand_case():
     assert result["mean_class_accuracy"] == pytest.approx(1 / 2)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.int32, np.int64])
+def test_eval_semantic_segmentation_any_integer_dtype(dtype):
+    # label PNGs load as uint8: the same scores as with int64, and an all-ignore image adds nothing
+    result = eval_semantic_segmentation([PRED.astype(dtype), PRED.astype(dtype)],
+                                        [GT.astype(dtype), np.full((2, 3), 255, dtype)])
+    assert result["confusion"].tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
+    assert result["miou"] == pytest.approx(1 / 3)
+
+
 def test_eval_semantic_segmentation_absent_class_is_nan():
     result = eval_semantic_segmentation([PRED, PRED], [GT, GT], num_classes=4)
     assert math.isnan(result["iou"][3]) and math.isnan(result["class_accuracy"][3])

@@ -130,3 +130,49 @@ def test_same_seed_gives_byte_identical_pseudolabels(pipeline):
     result = snakemake(pipeline, TARGET, "--forcerun", "train_classifier")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert digest(labels) == before
+
+
+def last_line(result: subprocess.CompletedProcess) -> str:
+    return (result.stdout + result.stderr).strip().splitlines()[-1]
+
+
+def test_config_errors_end_the_plan_with_one_line(pipeline):
+    result = snakemake(pipeline, "-n", TARGET, extra_config=("refine_crf=crf.iteratoins=3",))
+    assert result.returncode == 1
+    assert last_line(result).startswith("error: config refine_crf:") and "iteratoins" in last_line(result)
+    assert "Traceback" not in result.stderr and "Exception" not in result.stderr
+
+
+def test_voc_target_without_root_fails_naming_the_key(pipeline):
+    result = snakemake(pipeline, "-n", "voc_image_pseudolabels")
+    assert result.returncode == 1
+    assert last_line(result) == ('error: dataset \'voc\' has no root: set dataset.root, e.g. --config '
+                                 'overrides="dataset.root=/path/to/VOC2012", or in conf/dataset/voc.yaml')
+    assert "Traceback" not in result.stderr and "Exception" not in result.stderr
+
+
+def test_voc_target_with_a_missing_root_fails_before_any_job(pipeline, tmp_path):
+    nowhere = tmp_path / "VOC2012"
+    result = snakemake(pipeline, "voc_image_pseudolabels", extra_config=(f"overrides=dataset.root={nowhere}",))
+    assert result.returncode == 1
+    assert last_line(result) == (f"error: dataset.root={nowhere}: dataset root not found (dataset 'voc'; "
+                                 'set it with --config overrides="dataset.root=...")')
+    assert not (pipeline / "results" / "voc").exists()
+
+
+def test_voc_target_runs_on_a_voc_layout_folder(pipeline, tmp_path):
+    from tests.voc_fixture import make_tiny_voc
+
+    root = make_tiny_voc(tmp_path / "VOC2012", n_train=4, n_val=2)
+    small = (f"overrides=dataset.root={root}",
+             "train_classifier=backbone.arch=resnet10 backbone.width=8 train.epochs=1 train.batch_size=2 "
+             "train.crop=32 train.resize_long=[48,64]",
+             "train_affinity=model.feature_dim=8 train.epochs=1 train.batch_size=2 train.crop=32 "
+             "train.resize_long=[48,64]")
+    result = snakemake(pipeline, "voc_image_pseudolabels", extra_config=small)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    labels = pipeline / "results" / "voc" / "image" / "pseudolabels"
+    assert sorted(p.stem for p in labels.glob("*.png")) == [f"2000_{i:06d}" for i in range(4)]
+    assert (labels / "metrics.json").is_file()
+    again = snakemake(pipeline, "-n", "voc_image_pseudolabels", extra_config=small)
+    assert again.returncode == 0 and planned_rules(again) - {"voc_image_pseudolabels"} == set(), again.stdout[-2000:]

@@ -18,7 +18,7 @@ import shlex
 from pathlib import Path
 from typing import Callable, Mapping
 
-from wsss.config import CONF_DIR, stage_fingerprint
+from wsss.config import CONF_DIR, compose, stage_fingerprint
 from wsss.errors import WsssError
 
 GLOBAL_KEY = "overrides"
@@ -68,7 +68,15 @@ def stage_overrides(stage: str, wildcards: Mapping[str, str], dirs: Mapping[str,
 
 @functools.lru_cache(maxsize=None)
 def _fingerprint(stage: str, overrides: tuple[str, ...]) -> str:
-    return stage_fingerprint(stage, overrides)
+    """The job's fingerprint; a config error ends Snakemake at once with its one-line message.
+
+    Snakemake wraps exceptions raised in params functions into a multi-line ``InputFunctionException``;
+    ``SystemExit`` is not an ``Exception`` and passes through it, so the user sees one line and exit 1.
+    """
+    try:
+        return stage_fingerprint(stage, overrides)
+    except WsssError as error:
+        raise SystemExit(f"error: {error}") from None
 
 
 class StageCall:
@@ -98,9 +106,42 @@ class StageCall:
         return lambda wildcards: _fingerprint(self.stage, tuple(config_overrides(self.stage, dict(wildcards.items()), self.config)))
 
 
-def dataset_inputs(wildcards) -> list[str]:
-    """Rule inputs for a dataset: the generated ``data/minivoc`` folder; external roots are checked by the stages."""
-    return ["data/minivoc"] if wildcards.dataset == "minivoc" else []
+@functools.lru_cache(maxsize=None)
+def _checked_root(name: str, overrides: tuple[str, ...]) -> str:
+    from wsss.data import resolve_root
+
+    try:
+        dataset = compose("check_dataset", overrides).dataset
+    except WsssError as error:
+        if "missing value for 'dataset.root'" in str(error):
+            raise SystemExit(f"error: dataset '{name}' has no root: set dataset.root, e.g. --config "
+                             f'overrides="dataset.root=/path/to/VOC2012", or in conf/dataset/{name}.yaml') from None
+        raise SystemExit(f"error: {error}") from None
+    root = resolve_root(dataset.root)
+    if not root.is_dir():
+        raise SystemExit(f"error: dataset.root={dataset.root}: dataset root not found (dataset '{dataset.name}'; "
+                         f'set it with --config overrides="dataset.root=...")')
+    return str(root)
+
+
+class DatasetInputs:
+    """Rule input function for a dataset: the generated ``data/minivoc`` folder for ``minivoc``; for an
+    external dataset nothing (its files are not tracked), but its configured root must exist: a root left
+    unset or not found ends Snakemake while it plans, before any job, with a one-line message."""
+
+    def __init__(self, config: Mapping) -> None:
+        self.config = config
+
+    def __call__(self, wildcards) -> list[str]:
+        if wildcards.dataset == "minivoc":
+            return ["data/minivoc"]
+        _checked_root(wildcards.dataset,
+                      tuple(config_overrides("check_dataset", {"dataset": wildcards.dataset}, self.config)))
+        return []
+
+
+#: for Snakefiles without overrides (tests); the main Snakefile makes its own from its ``config``
+dataset_inputs = DatasetInputs({})
 
 
 def kernel_sources() -> list[str]:

@@ -76,7 +76,7 @@ def semantic_confusion(
         if (g < 0).any() or (p < 0).any():
             raise ValueError(f"image {index}: negative label")
         if num_classes is None:
-            top = max(int(pred.max(initial=-1)), int(g.max(initial=-1))) + 1
+            top = max(int(pred.max()) if pred.size else -1, int(g.max()) if g.size else -1) + 1
             if top > size:
                 grown = np.zeros((top, top), dtype=np.int64)
                 grown[:size, :size] = confusion

@@ -125,9 +125,9 @@ def seeds_cam_mode(config: Mapping) -> Extra:
 
 def seeds_cam_input(config: Mapping, call: WeakStageCall) -> Callable:
     """Input function of ``make_seeds``: the CAM folder when the seed rule uses it in this mode."""
-    from wsss.seeds.weak import WeakSeedBuilder
-
     def inputs(wildcards) -> list[str]:
+        from wsss.seeds.weak import WeakSeedBuilder  # imports torch: only when a weak seed job is planned
+
         cfg = compose("make_seeds", call.decided(wildcards))
         return [f"results/{cfg.dataset.name}/cam"] if WeakSeedBuilder.from_config(cfg).uses_cam else []
     return inputs
