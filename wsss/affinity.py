@@ -8,12 +8,11 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from wsss.data.transforms import normalize, random_crop, resize_long
 from wsss.models.affinity import AffinityNet
-from wsss.progress import Progress
-from wsss.training import Checkpointer, PolySGD
+from wsss.training import Checkpointer, EpochSchedule, train_epochs
 
 IGNORE = 255
 
@@ -99,19 +98,13 @@ class SeedCropDataset(Dataset):
 
 
 @dataclass
-class AffinityTrainConfig:
+class AffinityTrainConfig(EpochSchedule):
     arch: str
     output_stride: int
     width: int
     feature_dim: int
     stride: int
     radius: int
-    epochs: int
-    batch_size: int
-    lr: float
-    head_lr_mult: float
-    momentum: float
-    weight_decay: float
     crop: int
     resize_long: tuple[int, int]
 
@@ -133,43 +126,18 @@ def train_affinity(
         model.load_trunk_from(classifier_state)
     model.to(device)
     samples = SeedCropDataset(dataset, seeds_dir, settings.crop, tuple(settings.resize_long), settings.stride, seed)
-    generator = torch.Generator().manual_seed(seed)
-    loader = DataLoader(samples, batch_size=settings.batch_size, shuffle=True, drop_last=len(samples) > settings.batch_size,
-                        generator=generator, num_workers=0)
-    total_steps = settings.epochs * len(loader)
-    trunk, heads = model.param_groups()
-    optimizer = PolySGD([(trunk, 1.0), (heads, settings.head_lr_mult)], settings.lr, total_steps,
-                        settings.momentum, settings.weight_decay)
-    history: list[dict] = []
-    start_epoch = 0
-    state = checkpointer.load() if checkpointer else None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
-        history, start_epoch = state["history"], state["epoch"]
-    progress = Progress(total=total_steps, desc="train_affinity", unit="batches", initial=start_epoch * len(loader))
-    for epoch in range(start_epoch, settings.epochs):
-        samples.epoch = epoch
-        model.train()
-        loss_sum, batches = 0.0, 0
-        for images, labels in loader:
-            images, labels = images.to(device), labels.to(device)
-            features = model(images)
-            affinity = pair_affinity_from_features(features, settings.radius)
-            bg_pos, fg_pos, neg = pair_labels(labels, settings.radius)
-            loss = affinity_loss(affinity, bg_pos, fg_pos, neg)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.item()
-            batches += 1
-            progress.update(postfix=f"epoch {epoch + 1}/{settings.epochs} loss {loss.item():.4f}")
-        history.append({"epoch": epoch + 1, "loss": loss_sum / max(batches, 1)})
-        if checkpointer:
-            checkpointer.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                               "generator": generator.get_state(), "history": history, "epoch": epoch + 1})
-    progress.close()
+    def step(batch):
+        images, labels = batch
+        images, labels = images.to(device), labels.to(device)
+        features = model(images)
+        affinity = pair_affinity_from_features(features, settings.radius)
+        bg_pos, fg_pos, neg = pair_labels(labels, settings.radius)
+        loss = affinity_loss(affinity, bg_pos, fg_pos, neg)
+        return loss, {"loss": loss.item(), "batches": 1}
+
+    history = train_epochs(model, samples, step,
+                           lambda sums: {"loss": sums.get("loss", 0.0) / max(sums.get("batches", 0), 1)},
+                           settings, seed, checkpointer, "train_affinity")
     model.eval()
     return model.cpu(), history
 

@@ -7,12 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from wsss.data.transforms import normalize, random_crop, resize_long
 from wsss.models.classifier import CAMClassifier
-from wsss.progress import Progress
-from wsss.training import Checkpointer, PolySGD
+from wsss.training import Checkpointer, EpochSchedule, train_epochs
 
 
 class ImageLabelDataset(Dataset):
@@ -46,17 +45,11 @@ class ImageLabelDataset(Dataset):
 
 
 @dataclass
-class ClassifierTrainConfig:
+class ClassifierTrainConfig(EpochSchedule):
     arch: str
     output_stride: int
     pretrained: str
     width: int
-    epochs: int
-    batch_size: int
-    lr: float
-    head_lr_mult: float
-    momentum: float
-    weight_decay: float
     crop: int
     resize_long: tuple[int, int]
 
@@ -71,42 +64,17 @@ def train_classifier(
     torch.manual_seed(seed)
     model = CAMClassifier(settings.arch, settings.output_stride, 20, settings.pretrained, settings.width).to(device)
     samples = ImageLabelDataset(dataset, settings.crop, tuple(settings.resize_long), seed)
-    generator = torch.Generator().manual_seed(seed)
-    loader = DataLoader(samples, batch_size=settings.batch_size, shuffle=True, drop_last=len(samples) > settings.batch_size,
-                        generator=generator, num_workers=0)
-    total_steps = settings.epochs * len(loader)
-    trunk, head = model.param_groups()
-    optimizer = PolySGD([(trunk, 1.0), (head, settings.head_lr_mult)], settings.lr, total_steps,
-                        settings.momentum, settings.weight_decay)
-    history: list[dict] = []
-    start_epoch = 0
-    state = checkpointer.load() if checkpointer else None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
-        history, start_epoch = state["history"], state["epoch"]
-    progress = Progress(total=total_steps, desc="train_classifier", unit="batches", initial=start_epoch * len(loader))
-    for epoch in range(start_epoch, settings.epochs):
-        samples.epoch = epoch
-        model.train()
-        loss_sum, correct, seen = 0.0, 0, 0
-        for images, labels in loader:
-            images, labels = images.to(device), labels.to(device)
-            logits = model(images)
-            loss = F.multilabel_soft_margin_loss(logits, labels)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.item() * len(images)
-            correct += ((logits > 0) == (labels > 0.5)).all(dim=1).sum().item()
-            seen += len(images)
-            progress.update(postfix=f"epoch {epoch + 1}/{settings.epochs} loss {loss.item():.4f}")
-        history.append({"epoch": epoch + 1, "loss": loss_sum / seen, "exact_match": correct / seen})
-        if checkpointer:
-            checkpointer.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                               "generator": generator.get_state(), "history": history, "epoch": epoch + 1})
-    progress.close()
+    def step(batch):
+        images, labels = batch
+        images, labels = images.to(device), labels.to(device)
+        logits = model(images)
+        loss = F.multilabel_soft_margin_loss(logits, labels)
+        correct = ((logits > 0) == (labels > 0.5)).all(dim=1).sum().item()
+        return loss, {"loss": loss.item() * len(images), "correct": correct, "seen": len(images)}
+
+    history = train_epochs(model, samples, step,
+                           lambda sums: {"loss": sums["loss"] / sums["seen"], "exact_match": sums["correct"] / sums["seen"]},
+                           settings, seed, checkpointer, "train_classifier")
     model.eval()
     return model.cpu(), history
 

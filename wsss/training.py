@@ -1,16 +1,20 @@
-"""Training utilities shared by every training stage: seeding, device, SGD with a poly schedule."""
+"""Training utilities shared by every training stage: seeding, device, SGD with a poly schedule, checkpoints,
+the resumable epoch loop."""
 
 from __future__ import annotations
 
 import os
 import random
-from typing import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
 from wsss.errors import WsssError
+from wsss.progress import Progress
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -118,3 +122,71 @@ class Checkpointer:
     def clear(self) -> None:
         if self.path is not None:
             self.path.unlink(missing_ok=True)
+
+
+@dataclass
+class EpochSchedule:
+    """The fields of a training config that :func:`train_epochs` reads (the classifier's and AffinityNet's extend it)."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    head_lr_mult: float
+    momentum: float
+    weight_decay: float
+
+
+def train_epochs(
+    model: nn.Module,
+    samples: Dataset,
+    step: Callable[[Any], tuple[torch.Tensor, dict[str, float]]],
+    summarize: Callable[[dict[str, float]], dict[str, float]],
+    settings: EpochSchedule,
+    seed: int,
+    checkpointer: Checkpointer | None,
+    desc: str,
+) -> list[dict]:
+    """Epoch-based training, resumable from ``checkpointer`` (the classifier's and AffinityNet's loop).
+
+    Batches of ``samples`` (a dataset whose ``epoch`` attribute seeds its augmentation) come
+    shuffled by a generator seeded with ``seed`` and saved in the checkpoint; :class:`PolySGD`
+    over ``model.param_groups()`` (trunk ×1, head ×``head_lr_mult``). ``step(batch)`` returns
+    the loss to minimise and numbers to sum over the epoch; ``summarize(sums)`` turns those
+    sums into the epoch's ``history`` record (after ``"epoch"``). A checkpoint
+    ``{model, optimizer, generator, history, epoch}`` is saved after every epoch.
+    Returns ``history``; the model is left in train mode.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    loader = DataLoader(samples, batch_size=settings.batch_size, shuffle=True,
+                        drop_last=len(samples) > settings.batch_size, generator=generator, num_workers=0)
+    total_steps = settings.epochs * len(loader)
+    trunk, head = model.param_groups()
+    optimizer = PolySGD([(trunk, 1.0), (head, settings.head_lr_mult)], settings.lr, total_steps,
+                        settings.momentum, settings.weight_decay)
+    history: list[dict] = []
+    start_epoch = 0
+    state = checkpointer.load() if checkpointer else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        history, start_epoch = state["history"], state["epoch"]
+    progress = Progress(total=total_steps, desc=desc, unit="batches", initial=start_epoch * len(loader))
+    for epoch in range(start_epoch, settings.epochs):
+        samples.epoch = epoch
+        model.train()
+        sums: dict[str, float] = {}
+        for batch in loader:
+            loss, numbers = step(batch)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            for name, value in numbers.items():
+                sums[name] = sums.get(name, 0) + value
+            progress.update(postfix=f"epoch {epoch + 1}/{settings.epochs} loss {loss.item():.4f}")
+        history.append({"epoch": epoch + 1, **summarize(sums)})
+        if checkpointer:
+            checkpointer.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                               "generator": generator.get_state(), "history": history, "epoch": epoch + 1})
+    progress.close()
+    return history
