@@ -45,6 +45,7 @@ rule make_gallery:
             labels={"dataset": "{dataset}", "supervision": "{supervision}", "figure": "{name}"},
         ),
     log: "logs/{dataset}/{supervision}/make_gallery.log"
+    benchmark: "logs/{dataset}/{supervision}/make_gallery.benchmark.tsv"
     params:
         hydra=StageCall("make_gallery", config).hydra,
         fingerprint=StageCall("make_gallery", config).fingerprint,

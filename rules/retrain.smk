@@ -66,6 +66,7 @@ rule train_deeplab:
         classifier=_classifier_input("train_deeplab"),
     output: directory("results/{dataset}/{supervision}/deeplab")
     log: "logs/{dataset}/{supervision}/train_deeplab.log"
+    benchmark: "logs/{dataset}/{supervision}/train_deeplab.benchmark.tsv"
     threads: workflow.cores
     resources: gpu=1
     params:
@@ -80,6 +81,7 @@ rule export_instances:
     input: data=dataset_inputs, labels="results/{dataset}/{supervision}/pseudolabels"
     output: directory("results/{dataset}/{supervision}/instances")
     log: "logs/{dataset}/{supervision}/export_instances.log"
+    benchmark: "logs/{dataset}/{supervision}/export_instances.benchmark.tsv"
     params:
         hydra=StageCall("export_instances", config, labels_dir="labels").hydra,
         fingerprint=StageCall("export_instances", config, labels_dir="labels").fingerprint,
@@ -94,6 +96,7 @@ rule train_maskrcnn:
         classifier=_classifier_input("train_maskrcnn"),
     output: directory("results/{dataset}/{supervision}/maskrcnn")
     log: "logs/{dataset}/{supervision}/train_maskrcnn.log"
+    benchmark: "logs/{dataset}/{supervision}/train_maskrcnn.benchmark.tsv"
     threads: workflow.cores
     resources: gpu=1
     params:

@@ -37,6 +37,7 @@ rule make_seeds_weak:
     input: data=dataset_inputs, cam=seeds_cam_input(config, _SEEDS_CALL)
     output: directory("results/{dataset}/{supervision}/seeds")
     log: "logs/{dataset}/{supervision}/make_seeds.log"
+    benchmark: "logs/{dataset}/{supervision}/make_seeds.benchmark.tsv"
     threads: workflow.cores
     params:
         hydra=_SEEDS_CALL.hydra,
@@ -52,6 +53,7 @@ rule propagate:
         cam=propagate_inputs(_PROPAGATE_CALL, "cam"), affinity=propagate_inputs(_PROPAGATE_CALL, "affinity"),
     output: directory("results/{dataset}/{supervision}/{propagator}")
     log: "logs/{dataset}/{supervision}/propagate_{propagator}.log"
+    benchmark: "logs/{dataset}/{supervision}/propagate_{propagator}.benchmark.tsv"
     threads: workflow.cores
     params:
         hydra=_PROPAGATE_CALL.hydra,
@@ -67,6 +69,7 @@ rule propagate_random_walk:
         cam=propagate_inputs(_RW_CALL, "cam"), affinity=propagate_inputs(_RW_CALL, "affinity"),
     output: directory("results/{dataset}/{supervision}/random_walk")
     log: "logs/{dataset}/{supervision}/propagate_random_walk.log"
+    benchmark: "logs/{dataset}/{supervision}/propagate_random_walk.benchmark.tsv"
     threads: workflow.cores
     params:
         hydra=_RW_CALL.hydra,
@@ -80,6 +83,7 @@ rule refine_crf_weak:
     input: data=dataset_inputs, scores=chosen_propagator_dir(config)
     output: directory("results/{dataset}/{supervision}/crf")
     log: "logs/{dataset}/{supervision}/refine_crf.log"
+    benchmark: "logs/{dataset}/{supervision}/refine_crf.benchmark.tsv"
     threads: workflow.cores
     params:
         hydra=_CRF_CALL.hydra,
