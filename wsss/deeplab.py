@@ -14,7 +14,6 @@ bilinearly resized to the image; optionally refined by a dense CRF
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -38,6 +37,7 @@ from wsss.models.deeplab import (
     load_deeplab_checkpoint,
     load_trunk_weights,
 )
+from wsss.params import DeepLabSettings
 from wsss.pipeline import LabelStageOutput
 from wsss.progress import Progress
 from wsss.training import Checkpointer, PolySGD
@@ -97,33 +97,6 @@ class PseudoLabelSamples(Dataset):
         image, label, _ = random_crop(np.ascontiguousarray(image), self.crop, rng,
                                       np.ascontiguousarray(label), IGNORE_INDEX)
         return torch.from_numpy(normalize(image)), torch.from_numpy(label.astype(np.int64))
-
-
-@dataclass
-class DeepLabSettings:
-    """Model and schedule of :func:`train_deeplab` (mirrors ``conf/deeplab/<dataset>.yaml``)."""
-
-    arch: str = "resnet101"
-    output_stride: int = 16
-    width: int = 64
-    aspp_rates: tuple[int, int, int] = (6, 12, 18)
-    head_channels: int = 256
-    pretrained: str = ""
-    init_checkpoint: str = ""
-    init_trunk: str = ""
-    iterations: int = 20000
-    batch_size: int = 10
-    lr: float = 2.5e-4
-    head_lr_mult: float = 10.0
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    power: float = 0.9
-    crop: int = 321
-    scale_range: tuple[float, float] = (0.5, 1.5)
-    checkpoint_every: int = 1000
-    log_every: int = 20
-    workers: int = 0
-    sync_bn: bool = True
 
 
 def make_deeplab(settings: DeepLabSettings, num_classes: int) -> torch.nn.Module:

@@ -46,6 +46,7 @@ from scipy import ndimage
 
 from wsss.data.classes import IGNORE_INDEX, VOC_CLASSES
 from wsss.errors import WsssError
+from wsss.params import InstanceSettings
 
 #: default instance cue per supervision kind
 CUE_OF_SUPERVISION = {"image": "components", "scribble": "components", "point": "points", "box": "boxes"}
@@ -219,18 +220,6 @@ def instances_from_boxes(
     scores = instance_scores(np.asarray(masks).reshape(-1, *size), np.asarray(labels), probs)
     scores[np.asarray(fallback, dtype=bool)] *= 0.5
     return InstanceSet.stack(masks, labels, list(scores), size)
-
-
-@dataclass(frozen=True)
-class InstanceSettings:
-    """How instances are cut from the semantic pseudo-labels (see the module docstring)."""
-
-    cue: str = "auto"
-    min_fraction: float = 0.01
-    min_component_px: int = 50
-    min_confidence: float = 0.0
-    fallback_size: int = 0
-    empty_box: str = "fill"
 
 
 def resolve_cue(cue: str, supervision: str) -> str:

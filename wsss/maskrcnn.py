@@ -13,7 +13,6 @@ Evaluation on a split with ground-truth instances: VOC mask mAP_r at IoU 0.5 and
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from wsss.errors import WsssError
 from wsss.instances import InstanceScorer, InstanceSet, class_of_category, decode_mask
 from wsss.iterative import BatchSchedule, DistContext, WarmupPolySGD, run_training, sample_rng
 from wsss.models.maskrcnn import MaskRCNNSettings, build_maskrcnn, maskrcnn_parameters, set_inference_size
+from wsss.params import MaskRCNNTrainSettings
 from wsss.progress import Progress
 from wsss.training import Checkpointer
 
@@ -108,26 +108,6 @@ class InstanceSamples(Dataset):
 def collate_pairs(batch):
     """Keep images and targets as lists (detection images differ in size)."""
     return tuple(zip(*batch))
-
-
-@dataclass
-class MaskRCNNTrainSettings:
-    """Schedule of :func:`train_maskrcnn` (mirrors ``train`` in ``conf/maskrcnn/<dataset>.yaml``)."""
-
-    iterations: int = 20000
-    batch_size: int = 16
-    lr: float = 0.02
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    power: float = 0.9
-    warmup_iterations: int = 500
-    warmup_factor: float = 0.001
-    grad_clip: float = 0.0
-    flip: bool = True
-    checkpoint_every: int = 1000
-    log_every: int = 20
-    workers: int = 0
-    sync_bn: bool = False
 
 
 def train_maskrcnn(

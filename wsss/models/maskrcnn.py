@@ -9,9 +9,6 @@ FPN and heads, small images and anchors.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
-
 from torch import nn
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
@@ -24,37 +21,9 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 from wsss.errors import WsssError
 from wsss.models.backbone import ResNetTrunk
 from wsss.models.deeplab import check_trunk_config, load_trunk_weights
+from wsss.params import MaskRCNNSettings
 
 _TRUNK_STAGES = ["layer4", "layer3", "layer2", "layer1", "stem"]
-
-
-@dataclass
-class MaskRCNNSettings:
-    """Architecture of :func:`build_maskrcnn` (mirrors ``model`` in ``conf/maskrcnn/<dataset>.yaml``)."""
-
-    arch: str = "resnet50"
-    #: trunk stage widths width·(1, 2, 4, 8) (64 = torchvision's ResNets)
-    width: int = 64
-    pretrained: str = ""
-    init_trunk: str = ""
-    #: trunk stages trained, from the top (5 = all, 3 = torchvision's default with ImageNet weights)
-    trainable_layers: int = 3
-    frozen_bn: bool = True
-    fpn_channels: int = 256
-    representation_size: int = 1024
-    mask_layers: Sequence[int] = (256, 256, 256, 256)
-    anchor_sizes: Sequence[int] = (32, 64, 128, 256, 512)
-    min_size_train: Sequence[int] = (800,)
-    min_size_test: int = 800
-    max_size: int = 1333
-    rpn_pre_nms_train: int = 2000
-    rpn_post_nms_train: int = 2000
-    rpn_pre_nms_test: int = 1000
-    rpn_post_nms_test: int = 1000
-    rpn_batch_size: int = 256
-    box_batch_size: int = 512
-    score_threshold: float = 0.05
-    detections_per_image: int = 100
 
 
 def _freeze_batchnorm(module: nn.Module) -> nn.Module:

@@ -38,7 +38,6 @@ steps, background power α 6).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -46,34 +45,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from wsss.data.transforms import normalize
+from wsss.params import A2GNNParams
 from wsss.propagation.inputs import (PropagationInput, allowed_at_stride, apply_allowed, seeds_at_stride,
                                      upsample_scores)
-
-
-@dataclass(frozen=True)
-class A2GNNParams:
-    """A2GNN's defaults (SEEDS_ANATOMY §1.8, §7); ``radius`` is the window radius in nodes."""
-
-    radius: int = 3
-    #: node stride: AffinityNet features are average-pooled to it (A2GNN's nodes are stride-8 cells);
-    #: 0 keeps the AffinityNet's own stride
-    graph_stride: int = 8
-    hidden: int = 256
-    layers: int = 3
-    dropout: float = 0.5
-    lr: float = 0.03
-    weight_decay: float = 5e-4
-    epochs: int = 50
-    adjacency_weight: float = 10.0
-    crf_weight: float = 0.3
-    crf_radius: int = 5
-    crf_sigma_xy: float = 6.0
-    crf_sigma_rgb: float = 0.1
-    rw_weight: float = 0.0
-    rw_radius: int = 5
-    rw_beta: float = 8.0
-    rw_steps: int = 64
-    rw_alpha: float = 6.0
 
 
 def window_offsets(radius: int) -> list[tuple[int, int]]:

@@ -38,7 +38,6 @@ All in float64 (the GP weights span hundreds of orders of magnitude).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -46,32 +45,11 @@ import torch
 import torch.nn.functional as F
 
 from wsss.data.transforms import normalize
+from wsss.params import AProParams
 from wsss.propagation.inputs import PropagationInput, apply_allowed
 
 #: below this GP(w) a pixel reached no evidence (float64 underflow guard)
 _UNREACHED = 1e-280
-
-
-@dataclass(frozen=True)
-class AProParams:
-    zeta_global: float = 0.01
-    zeta_label: float = 0.0
-    guide_blur: float = 2.0
-    #: the global pass runs on the image reduced (integer stride, cell means) to at most this side (0: full size)
-    max_side: int = 96
-    #: weight of the geodesic (TreeFilter) term in the global pass; 0 = APro's minimax pass alone
-    geodesic_weight: float = 0.5
-    #: TreeFilter edge cost ``‖Δguide‖²/ζ² + (step/σ)²`` (σ in cells of the global pass)
-    geodesic_zeta: float = 0.1
-    geodesic_sigma: float = 2.0
-    kernel_size: int = 5
-    zeta_local: float = 0.15
-    iterations: int = 20
-    prior_weight: float = 0.0
-    background_prior: float = 1e-4
-    alpha: float = 16.0
-    #: exponent applied to the final scores before normalising (calibration for the CRF that follows)
-    sharpen: float = 3.0
 
 
 def normalised_image(image: np.ndarray, blur: float = 0.0) -> torch.Tensor:

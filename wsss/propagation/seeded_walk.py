@@ -19,26 +19,13 @@ mass reaches is background.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from wsss.params import SeededWalkParams
 from wsss.propagation.inputs import (PropagationInput, allowed_at_stride, apply_allowed, seeds_at_stride,
                                      upsample_scores)
-
-
-@dataclass(frozen=True)
-class SeededWalkParams:
-    """``radius``: AffinityNet pair radius; ``beta``, ``steps``: the walk (PSA: 8/10, 256); ``alpha``: CAM background power."""
-
-    radius: int = 5
-    beta: float = 10.0
-    steps: int = 256
-    alpha: float = 16.0
-    #: reset the seeded cells to their one-hot every this many steps (0: PSA's free walk)
-    clamp_every: int = 16
 
 
 def initial_values(data: PropagationInput, stride: int, alpha: float) -> torch.Tensor:

@@ -1,0 +1,208 @@
+"""Parameter dataclasses of the library's algorithms, each default written once.
+
+The algorithm modules re-export them (``wsss.crf.CRFParams``, ``wsss.propagation.apro.AProParams``, …)
+and the Hydra schemas (:mod:`wsss.schemas`) build their config nodes from them
+(:func:`wsss.schemas.common.config_fields`). This module imports nothing heavy (no torch, numpy or
+Hydra): composing a config, as Snakemake does while planning, must stay cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+
+@dataclass(frozen=True)
+class CRFParams:
+    """Dense CRF pairwise kernels and iterations (:mod:`wsss.crf`).
+
+    PSA: (3,3; 80,13,10; 10). IRN labels: (3,3; 50,5,10; 10).
+    """
+
+    iterations: int = 10
+    gaussian_sxy: float = 3.0
+    gaussian_compat: float = 3.0
+    bilateral_sxy: float = 80.0
+    bilateral_srgb: float = 13.0
+    bilateral_compat: float = 10.0
+
+
+@dataclass(frozen=True)
+class SeededWalkParams:
+    """``radius``: AffinityNet pair radius; ``beta``, ``steps``: the walk (PSA: 8/10, 256); ``alpha``: CAM background power."""
+
+    radius: int = 5
+    beta: float = 10.0
+    steps: int = 256
+    #: CAM background power (1 − max cam)^alpha
+    alpha: float = 16.0
+    #: reset the seeded cells to their one-hot every this many steps (0: PSA's free walk)
+    clamp_every: int = 16
+
+
+@dataclass(frozen=True)
+class A2GNNParams:
+    """A2GNN's defaults (SEEDS_ANATOMY §1.8, §7); ``radius`` is the window radius in nodes."""
+
+    radius: int = 3
+    #: node stride: AffinityNet features are average-pooled to it (A2GNN's nodes are stride-8 cells);
+    #: 0 keeps the AffinityNet's own stride
+    graph_stride: int = 8
+    hidden: int = 256
+    layers: int = 3
+    dropout: float = 0.5
+    lr: float = 0.03
+    weight_decay: float = 5e-4
+    epochs: int = 50
+    adjacency_weight: float = 10.0
+    crf_weight: float = 0.3
+    crf_radius: int = 5
+    crf_sigma_xy: float = 6.0
+    crf_sigma_rgb: float = 0.1
+    rw_weight: float = 0.0
+    rw_radius: int = 5
+    rw_beta: float = 8.0
+    rw_steps: int = 64
+    rw_alpha: float = 6.0
+
+
+@dataclass(frozen=True)
+class AProParams:
+    """Minimax tree propagation + local propagation of the seeds (:mod:`wsss.propagation.apro`)."""
+
+    zeta_global: float = 0.01
+    zeta_label: float = 0.0
+    guide_blur: float = 2.0
+    #: the global pass runs on the image reduced (integer stride, cell means) to at most this side (0: full size)
+    max_side: int = 96
+    #: weight of the geodesic (TreeFilter) term in the global pass; 0 = APro's minimax pass alone
+    geodesic_weight: float = 0.5
+    #: TreeFilter edge cost ``‖Δguide‖²/ζ² + (step/σ)²`` (σ in cells of the global pass)
+    geodesic_zeta: float = 0.1
+    geodesic_sigma: float = 2.0
+    kernel_size: int = 5
+    zeta_local: float = 0.15
+    iterations: int = 20
+    prior_weight: float = 0.0
+    background_prior: float = 1e-4
+    alpha: float = 16.0
+    #: exponent applied to the final scores before normalising (calibration for the CRF that follows)
+    sharpen: float = 3.0
+
+
+@dataclass(frozen=True)
+class InstanceSettings:
+    """How instances are cut from the semantic pseudo-labels (see :mod:`wsss.instances`)."""
+
+    #: auto (by supervision: image/scribble → components, point → points, box → boxes), components, points, boxes
+    cue: str = "auto"
+    #: components: regions smaller than this fraction of the image are dropped (IRN: 1 %)
+    min_fraction: float = 0.01
+    #: points: class regions smaller than this (pixels) are left out (BESTIE: 50)
+    min_component_px: int = 50
+    #: points: points below this confidence are ignored (BESTIE's PAM peaks: 0.7; annotated points have 1.0)
+    min_confidence: float = 0.0
+    #: points: side of the square given to a point with no region of its class (0 = drop; P2Seg: 64)
+    fallback_size: int = 0
+    #: boxes: a box without pixels of its class → fill (the box itself) or drop
+    empty_box: str = "fill"
+
+
+@dataclass
+class MaskRCNNSettings:
+    """Architecture of :func:`wsss.models.maskrcnn.build_maskrcnn` (``model`` in ``conf/maskrcnn/<dataset>.yaml``,
+    where ``init_from_classifier`` stands for ``init_trunk``)."""
+
+    arch: str = "resnet50"
+    #: trunk stage widths width·(1, 2, 4, 8) (64 = torchvision's ResNets, needed for ImageNet weights)
+    width: int = 64
+    pretrained: str = ""
+    init_trunk: str = ""
+    #: trunk stages trained, from the top (5 = all, 3 = torchvision's default with ImageNet weights)
+    trainable_layers: int = 3
+    #: BatchNorm frozen to its (pretrained) statistics, as torchvision's detection models
+    frozen_bn: bool = True
+    fpn_channels: int = 256
+    representation_size: int = 1024
+    mask_layers: Sequence[int] = (256, 256, 256, 256)
+    #: anchor size per FPN level P2..P6 (3 aspect ratios each)
+    anchor_sizes: Sequence[int] = (32, 64, 128, 256, 512)
+    #: shorter image side: drawn from this list per training image; min_size_test at inference
+    min_size_train: Sequence[int] = (800,)
+    min_size_test: int = 800
+    max_size: int = 1333
+    rpn_pre_nms_train: int = 2000
+    rpn_post_nms_train: int = 2000
+    rpn_pre_nms_test: int = 1000
+    rpn_post_nms_test: int = 1000
+    rpn_batch_size: int = 256
+    box_batch_size: int = 512
+    score_threshold: float = 0.05
+    detections_per_image: int = 100
+
+
+@dataclass
+class MaskRCNNTrainSettings:
+    """Schedule of :func:`wsss.maskrcnn.train_maskrcnn` (``train`` in ``conf/maskrcnn/<dataset>.yaml``): iteration-based
+    SGD (real momentum), linear warm-up then poly decay; ``batch_size`` is global (all GPUs)."""
+
+    iterations: int = 20000
+    batch_size: int = 16
+    lr: float = 0.02
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    power: float = 0.9
+    warmup_iterations: int = 500
+    warmup_factor: float = 0.001
+    #: max gradient norm (0 = off)
+    grad_clip: float = 0.0
+    flip: bool = True
+    checkpoint_every: int = 1000
+    log_every: int = 20
+    workers: int = 0
+    sync_bn: bool = False
+
+
+@dataclass
+class DeepLabModelSettings:
+    """Network and initialisation of :func:`wsss.deeplab.make_deeplab` (``model`` in ``conf/deeplab/<dataset>.yaml``,
+    where ``init_from_classifier`` stands for ``init_trunk``)."""
+
+    arch: str = "resnet101"
+    #: trunk stage widths width·(1, 2, 4, 8); 64 = torchvision's ResNets (needed for ImageNet weights)
+    width: int = 64
+    output_stride: int = 16
+    aspp_rates: tuple[int, int, int] = (6, 12, 18)
+    #: ASPP and head channels (torchvision's DeepLabHead: 256)
+    head_channels: int = 256
+    pretrained: str = ""
+    init_checkpoint: str = ""
+    init_trunk: str = ""
+
+
+@dataclass
+class DeepLabSchedule:
+    """Schedule of :func:`wsss.deeplab.train_deeplab` (``train`` in ``conf/deeplab/<dataset>.yaml``): iteration-based
+    SGD (real momentum) with poly decay; ``batch_size`` is the global batch (all GPUs)."""
+
+    iterations: int = 20000
+    batch_size: int = 10
+    lr: float = 2.5e-4
+    head_lr_mult: float = 10.0
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    power: float = 0.9
+    crop: int = 321
+    #: random rescale factor range of image and label before cropping
+    scale_range: tuple[float, float] = (0.5, 1.5)
+    checkpoint_every: int = 1000
+    log_every: int = 20
+    #: DataLoader worker processes
+    workers: int = 0
+    #: SyncBatchNorm under torchrun on CUDA
+    sync_bn: bool = True
+
+
+@dataclass
+class DeepLabSettings(DeepLabSchedule, DeepLabModelSettings):
+    """Model and schedule of :func:`wsss.deeplab.train_deeplab` (the model's fields first)."""
