@@ -1,8 +1,15 @@
-"""Config nodes shared by every stage: paths, dataset, supervision, seed, device."""
+"""Config nodes shared by every stage (paths, dataset, supervision, seed, device), and the helpers that build a
+schema node from a library parameter dataclass (:mod:`wsss.params`)."""
 
 from __future__ import annotations
 
+import collections.abc
+import dataclasses
+import functools
+import sys
+import typing
 from dataclasses import dataclass, field
+from typing import Any, Collection, Iterable, Mapping
 
 from omegaconf import MISSING
 
@@ -67,3 +74,41 @@ class SupervisedStageConfig(StageConfig):
     """A stage whose output depends on the supervision kind."""
 
     supervision: SupervisionConfig = field(default_factory=SupervisionConfig)
+
+
+def config_fields(
+    params: type, *, drop: Collection[str] = (), replace: Mapping[str, tuple[str, Any, Any]] | None = None
+) -> list[tuple[str, Any, Any]]:
+    """The fields of the library dataclass ``params`` (:mod:`wsss.params`), in order, as specs for :func:`config_class`.
+
+    Same names and defaults; tuple and sequence fields become lists (OmegaConf's). ``drop``: fields the
+    config does not carry (set at run time); ``replace``: ``{field: (name, type, default)}`` put in its
+    place (e.g. ``init_from_classifier`` for the file path ``init_trunk`` it resolves to).
+    """
+    hints = typing.get_type_hints(params)
+    specs: list[tuple[str, Any, Any]] = []
+    for item in dataclasses.fields(params):
+        if item.name in drop:
+            continue
+        if replace and item.name in replace:
+            specs.append(replace[item.name])
+            continue
+        kind, default = hints[item.name], item.default
+        if typing.get_origin(kind) in (tuple, collections.abc.Sequence):
+            kind = list[typing.get_args(kind)[0]]  # type: ignore[misc]
+            default = field(default_factory=functools.partial(list, default))
+        specs.append((item.name, kind, default))
+    return specs
+
+
+def config_class(name: str, doc: str, specs: Iterable[tuple[str, Any, Any]]) -> type:
+    """A (mutable) schema dataclass from ``(name, type, default or dataclasses.field)`` specs.
+
+    Library parameter dataclasses are often frozen, and OmegaConf makes a frozen node read-only
+    (YAML could not set it), so a schema copies their fields (:func:`config_fields`) instead of nesting them.
+    """
+    fields = [(key, kind, value if isinstance(value, dataclasses.Field) else field(default=value))
+              for key, kind, value in specs]
+    cls = dataclasses.make_dataclass(name, fields, namespace={"__doc__": doc})
+    cls.__module__ = sys._getframe(1).f_globals.get("__name__", __name__)
+    return cls

@@ -8,19 +8,11 @@ from typing import Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from wsss.schemas.common import SupervisedStageConfig
+from wsss.params import CRFParams
+from wsss.schemas.common import SupervisedStageConfig, config_class, config_fields
 
 
-@dataclass
-class CRFConfig:
-    """Dense CRF kernels (see wsss.crf.CRFParams)."""
-
-    iterations: int = 10
-    gaussian_sxy: float = 3.0
-    gaussian_compat: float = 3.0
-    bilateral_sxy: float = 80.0
-    bilateral_srgb: float = 13.0
-    bilateral_compat: float = 10.0
+CRFConfig = config_class("CRFConfig", "Dense CRF kernels (wsss.params.CRFParams).", config_fields(CRFParams))
 
 
 @dataclass

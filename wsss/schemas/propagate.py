@@ -12,71 +12,30 @@ from typing import Any, Dict
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from wsss.schemas.common import SupervisedStageConfig
+from wsss.params import A2GNNParams, AProParams, SeededWalkParams
+from wsss.schemas.common import SupervisedStageConfig, config_class, config_fields
 
 
-@dataclass
-class RandomWalkPropagationConfig:
-    """Random walk from the seeds (+ CAMs) on AffinityNet affinities (wsss.propagation.seeded_walk)."""
+RandomWalkPropagationConfig = config_class(
+    "RandomWalkPropagationConfig",
+    "Random walk from the seeds (+ CAMs) on AffinityNet affinities (wsss.propagation.seeded_walk); "
+    "``flip``: average AffinityNet features with the horizontal flip.",
+    [("name", str, "random_walk"), *config_fields(SeededWalkParams, drop={"radius"}), ("flip", bool, True)],
+)
 
-    name: str = "random_walk"
-    beta: float = 10.0
-    steps: int = 256
-    #: CAM background power (1 − max cam)^alpha
-    alpha: float = 16.0
-    #: reset the seeded cells to their one-hot every this many steps (0: PSA's free walk)
-    clamp_every: int = 16
-    #: average AffinityNet features with the horizontal flip
-    flip: bool = True
+A2GNNPropagationConfig = config_class(
+    "A2GNNPropagationConfig",
+    "Per-image graph attention network (wsss.propagation.a2gnn); A2GNN's defaults. "
+    "``by_supervision``: per supervision name, values replacing the others (A2GNN's box/scribble settings).",
+    [("name", str, "a2gnn"), *config_fields(A2GNNParams, drop={"rw_radius"}), ("flip", bool, True),
+     ("by_supervision", Dict[str, Dict[str, Any]], field(default_factory=dict))],
+)
 
-
-@dataclass
-class A2GNNPropagationConfig:
-    """Per-image graph attention network (wsss.propagation.a2gnn); A2GNN's defaults."""
-
-    name: str = "a2gnn"
-    radius: int = 3
-    #: node stride (AffinityNet features average-pooled to it; 0 = the AffinityNet's own stride)
-    graph_stride: int = 8
-    hidden: int = 256
-    layers: int = 3
-    dropout: float = 0.5
-    lr: float = 0.03
-    weight_decay: float = 5e-4
-    epochs: int = 50
-    adjacency_weight: float = 10.0
-    crf_weight: float = 0.3
-    crf_radius: int = 5
-    crf_sigma_xy: float = 6.0
-    crf_sigma_rgb: float = 0.1
-    rw_weight: float = 0.0
-    rw_beta: float = 8.0
-    rw_steps: int = 64
-    rw_alpha: float = 6.0
-    flip: bool = True
-    #: per supervision name, values replacing the ones above (A2GNN's box/scribble settings)
-    by_supervision: Dict[str, Dict[str, Any]] = field(default_factory=dict)
-
-
-@dataclass
-class AProPropagationConfig:
-    """Minimax tree propagation + local propagation of the seeds (wsss.propagation.apro)."""
-
-    name: str = "apro"
-    zeta_global: float = 0.01
-    zeta_label: float = 0.0
-    guide_blur: float = 2.0
-    max_side: int = 96
-    geodesic_weight: float = 0.5
-    geodesic_zeta: float = 0.1
-    geodesic_sigma: float = 2.0
-    kernel_size: int = 5
-    zeta_local: float = 0.15
-    iterations: int = 20
-    prior_weight: float = 0.0
-    background_prior: float = 1e-4
-    alpha: float = 16.0
-    sharpen: float = 3.0
+AProPropagationConfig = config_class(
+    "AProPropagationConfig",
+    "Minimax tree propagation + local propagation of the seeds (wsss.propagation.apro).",
+    [("name", str, "apro"), *config_fields(AProParams)],
+)
 
 
 @dataclass

@@ -7,48 +7,21 @@ from dataclasses import dataclass, field
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from wsss.schemas.common import SupervisedStageConfig
+from wsss.params import DeepLabModelSettings, DeepLabSchedule
+from wsss.schemas.common import SupervisedStageConfig, config_class, config_fields
 from wsss.schemas.make_seeds import CRFConfig
 
 
-@dataclass
-class DeepLabModelConfig:
-    """DeepLabV3 on a torchvision ResNet trunk. Weights only from local files:
-    ``pretrained`` (ImageNet trunk), ``init_checkpoint`` (a whole DeepLab, e.g. torchvision's COCO
-    deeplabv3_resnet101 state dict), ``init_from_classifier`` (the trunk of ``<classifier_dir>/model.pt``)."""
+DeepLabModelConfig = config_class(
+    "DeepLabModelConfig",
+    "DeepLabV3 on a torchvision ResNet trunk (wsss.params.DeepLabModelSettings). Weights only from local files: "
+    "``pretrained`` (ImageNet trunk), ``init_checkpoint`` (a whole DeepLab, e.g. torchvision's COCO "
+    "deeplabv3_resnet101 state dict), ``init_from_classifier`` (the trunk of ``<classifier_dir>/model.pt``).",
+    config_fields(DeepLabModelSettings, replace={"init_trunk": ("init_from_classifier", bool, False)}),
+)
 
-    arch: str = "resnet101"
-    #: trunk stage widths width·(1, 2, 4, 8); 64 = torchvision's ResNets (needed for ImageNet weights)
-    width: int = 64
-    output_stride: int = 16
-    aspp_rates: list[int] = field(default_factory=lambda: [6, 12, 18])
-    #: ASPP and head channels (torchvision's DeepLabHead: 256)
-    head_channels: int = 256
-    pretrained: str = ""
-    init_checkpoint: str = ""
-    init_from_classifier: bool = False
-
-
-@dataclass
-class DeepLabTrainConfig:
-    """Iteration-based SGD (real momentum) with poly decay; ``batch_size`` is the global batch (all GPUs)."""
-
-    iterations: int = 20000
-    batch_size: int = 10
-    lr: float = 2.5e-4
-    head_lr_mult: float = 10.0
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    power: float = 0.9
-    crop: int = 321
-    #: random rescale factor range of image and label before cropping
-    scale_range: list[float] = field(default_factory=lambda: [0.5, 1.5])
-    checkpoint_every: int = 1000
-    log_every: int = 20
-    #: DataLoader worker processes
-    workers: int = 0
-    #: SyncBatchNorm under torchrun on CUDA
-    sync_bn: bool = True
+DeepLabTrainConfig = config_class("DeepLabTrainConfig", "Schedule (wsss.params.DeepLabSchedule).",
+                                  config_fields(DeepLabSchedule))
 
 
 @dataclass
