@@ -176,3 +176,37 @@ def test_voc_target_runs_on_a_voc_layout_folder(pipeline, tmp_path):
     assert (labels / "metrics.json").is_file()
     again = snakemake(pipeline, "-n", "voc_image_pseudolabels", extra_config=small)
     assert again.returncode == 0 and planned_rules(again) - {"voc_image_pseudolabels"} == set(), again.stdout[-2000:]
+
+
+def test_point_gallery_of_a_real_run_in_headless_chromium(pipeline, tmp_path):
+    """``minivoc_point_gallery`` on the real (tiny) point pipeline; the page, opened in headless Chromium,
+    shows every stage of the run for each image with no console error."""
+    from tests.test_gallery import _chromium, console_errors, parse_dom, run_chromium
+    from wsss.viz.gallery import read_gallery_data
+
+    result = snakemake(pipeline, "minivoc_point_gallery", extra_config=("propagate=propagation.steps=8",))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = pipeline / "results" / "minivoc" / "point" / "gallery"
+    data = read_gallery_data(out / "data.js")
+    stages = [stage["name"] for stage in data["stages"]]
+    assert stages == ["cam", "seeds", "random_walk", "crf", "pseudolabels"], stages
+    ids = sorted(p.stem for p in (pipeline / "results" / "minivoc" / "point" / "pseudolabels").glob("*.png"))
+    assert sorted(image["id"] for image in data["images"]) == ids and len(ids) == 6
+    assert all(all(image["has"]) for image in data["images"])
+    if _chromium() is None:
+        pytest.skip("no chromium binary installed")
+    dom_text, stderr = run_chromium((out / "index.html").as_uri() + "#size=50", tmp_path)
+    assert not console_errors(stderr), console_errors(stderr)
+    dom = parse_dom(dom_text)
+    body = next(attrs for tag, attrs, _ in dom.elements if tag == "body")
+    assert body.get("data-ready") == "1" and "data-errors" not in body, dom_text[:2000]
+    rows = [attrs["data-id"] for tag, attrs, _ in dom.elements if tag == "tr" and "data-id" in attrs]
+    assert sorted(rows) == ids
+    for row in rows:
+        cells = {attrs.get("data-stage") for tag, attrs, r in dom.elements if r == row and tag == "td"}
+        assert set(stages) <= cells, f"{row}: stage columns {cells}"
+        images = [attrs for tag, attrs, r in dom.elements if r == row and tag == "img"]
+        labels = [attrs for attrs in images if attrs.get("class") == "lab"]
+        assert len(labels) == 1 + len(stages)  # ground truth + every label stage
+        assert [attrs for attrs in images if attrs.get("class") == "heat"]  # the CAMs of the image's tags
+        assert all((out / attrs["src"]).is_file() for attrs in images)
