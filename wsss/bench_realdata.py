@@ -1,7 +1,7 @@
 """Benchmark of the CAM-free point / scribble / box pipelines on the real VOC photos of ``shared/realdata``.
 
     python -m wsss.bench_realdata                       # prints the table, writes results/realdata_bench/
-    python -m wsss.bench_realdata --out /tmp/bench --propagate "propagation.zeta_global=0.03"
+    python -m wsss.bench_realdata --out results/realdata_bench_try --propagate "propagation.zeta_global=0.03"
 
 Images: the PASCAL VOC 2012 photos with *official* class masks (``datum/VOC2012``: 2007_000032,
 2007_000033; ``icevision/VOC2012``: 2007_000063); ``--unofficial`` adds labelme's three VOC photos
