@@ -18,6 +18,8 @@ import shlex
 from pathlib import Path
 from typing import Callable, Mapping
 
+from omegaconf import DictConfig
+
 from wsss.config import CONF_DIR, compose, stage_fingerprint
 from wsss.errors import WsssError
 
@@ -66,17 +68,32 @@ def stage_overrides(stage: str, wildcards: Mapping[str, str], dirs: Mapping[str,
     return base[:n_wildcards] + paths + base[n_wildcards:]
 
 
-@functools.lru_cache(maxsize=None)
-def _fingerprint(stage: str, overrides: tuple[str, ...]) -> str:
-    """The job's fingerprint; a config error ends Snakemake at once with its one-line message.
+def _exit_on_config_error(error: WsssError) -> SystemExit:
+    """Config errors met while Snakemake plans end it with their one-line message.
 
-    Snakemake wraps exceptions raised in params functions into a multi-line ``InputFunctionException``;
-    ``SystemExit`` is not an ``Exception`` and passes through it, so the user sees one line and exit 1.
+    Snakemake wraps exceptions raised in input and params functions into a multi-line
+    ``InputFunctionException``; ``SystemExit`` is not an ``Exception`` and passes through it, so the user
+    sees one line and exit 1.
     """
+    return SystemExit(f"error: {error}")
+
+
+@functools.lru_cache(maxsize=None)
+def planned_config(stage: str, overrides: tuple[str, ...]) -> DictConfig:
+    """The composed config of a job while Snakemake plans (cached; read it, do not modify it)."""
+    try:
+        return compose(stage, overrides)
+    except WsssError as error:
+        raise _exit_on_config_error(error) from None
+
+
+@functools.lru_cache(maxsize=None)
+def planned_fingerprint(stage: str, overrides: tuple[str, ...]) -> str:
+    """A job's fingerprint (:func:`wsss.config.stage_fingerprint`) while Snakemake plans."""
     try:
         return stage_fingerprint(stage, overrides)
     except WsssError as error:
-        raise SystemExit(f"error: {error}") from None
+        raise _exit_on_config_error(error) from None
 
 
 class StageCall:
@@ -103,11 +120,11 @@ class StageCall:
     def fingerprint(self) -> Callable:
         # A function of the wildcards only: Snakemake leaves params derived from input/output out of its
         # params rerun trigger.
-        return lambda wildcards: _fingerprint(self.stage, tuple(config_overrides(self.stage, dict(wildcards.items()), self.config)))
+        return lambda wildcards: planned_fingerprint(self.stage, tuple(config_overrides(self.stage, dict(wildcards.items()), self.config)))
 
 
 @functools.lru_cache(maxsize=None)
-def _checked_root(name: str, overrides: tuple[str, ...]) -> str:
+def _check_root(name: str, overrides: tuple[str, ...]) -> None:
     from wsss.data import resolve_root
 
     try:
@@ -116,12 +133,10 @@ def _checked_root(name: str, overrides: tuple[str, ...]) -> str:
         if "missing value for 'dataset.root'" in str(error):
             raise SystemExit(f"error: dataset '{name}' has no root: set dataset.root, e.g. --config "
                              f'overrides="dataset.root=/path/to/VOC2012", or in conf/dataset/{name}.yaml') from None
-        raise SystemExit(f"error: {error}") from None
-    root = resolve_root(dataset.root)
-    if not root.is_dir():
+        raise _exit_on_config_error(error) from None
+    if not resolve_root(dataset.root).is_dir():
         raise SystemExit(f"error: dataset.root={dataset.root}: dataset root not found (dataset '{dataset.name}'; "
                          f'set it with --config overrides="dataset.root=...")')
-    return str(root)
 
 
 class DatasetInputs:
@@ -135,8 +150,8 @@ class DatasetInputs:
     def __call__(self, wildcards) -> list[str]:
         if wildcards.dataset == "minivoc":
             return ["data/minivoc"]
-        _checked_root(wildcards.dataset,
-                      tuple(config_overrides("check_dataset", {"dataset": wildcards.dataset}, self.config)))
+        _check_root(wildcards.dataset,
+                    tuple(config_overrides("check_dataset", {"dataset": wildcards.dataset}, self.config)))
         return []
 
 

@@ -19,12 +19,9 @@ jobs it changes and nothing else; the image pipeline's jobs are untouched.
 
 from __future__ import annotations
 
-import functools
-import shlex
 from typing import Callable, Mapping, Sequence
 
-from wsss.config import compose, stage_fingerprint
-from wsss.dag import GLOBAL_KEY, StageCall, config_overrides
+from wsss.dag import GLOBAL_KEY, StageCall, config_overrides, planned_config, planned_fingerprint
 
 WEAK_SUPERVISIONS = ("point", "scribble", "box")
 PROPAGATORS = ("random_walk", "a2gnn", "apro")
@@ -36,29 +33,11 @@ WEAK_CRF = ("crf.gaussian_sxy=2", "crf.bilateral_sxy=50", "crf.bilateral_srgb=5"
 Extra = Callable[[Mapping[str, str]], Sequence[str]]
 
 
-def _words(value) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, (list, tuple)):
-        return tuple(str(v) for v in value)
-    return tuple(shlex.split(str(value)))
-
-
-@functools.lru_cache(maxsize=None)
-def _compose_choice(overrides: tuple[str, ...]) -> tuple[str, str]:
-    cfg = compose("propagate", list(overrides))
-    return str(cfg.propagation.name), str(cfg.cam)
-
-
 def propagation_choice(config: Mapping, dataset: str, supervision: str) -> tuple[str, str]:
     """``(propagator, cam mode)`` of the ``propagate`` config for this dataset and supervision."""
     overrides = config_overrides("propagate", {"dataset": dataset, "supervision": supervision}, config)
-    return _compose_choice(tuple(overrides))
-
-
-@functools.lru_cache(maxsize=None)
-def _fingerprint(stage: str, overrides: tuple[str, ...]) -> str:
-    return stage_fingerprint(stage, overrides)
+    cfg = planned_config("propagate", tuple(overrides))
+    return str(cfg.propagation.name), str(cfg.cam)
 
 
 class WeakStageCall(StageCall):
@@ -101,7 +80,7 @@ class WeakStageCall(StageCall):
     def fingerprint(self) -> Callable:
         def fingerprint(wildcards) -> str:
             extra = list(self.identity(dict(wildcards.items()))) if self.identity else []
-            return _fingerprint(self.stage, tuple(self.decided(wildcards) + extra))
+            return planned_fingerprint(self.stage, tuple(self.decided(wildcards) + extra))
         return fingerprint
 
 
@@ -128,7 +107,7 @@ def seeds_cam_input(config: Mapping, call: WeakStageCall) -> Callable:
     def inputs(wildcards) -> list[str]:
         from wsss.seeds.weak import WeakSeedBuilder  # imports torch: only when a weak seed job is planned
 
-        cfg = compose("make_seeds", call.decided(wildcards))
+        cfg = planned_config("make_seeds", tuple(call.decided(wildcards)))
         return [f"results/{cfg.dataset.name}/cam"] if WeakSeedBuilder.from_config(cfg).uses_cam else []
     return inputs
 
@@ -136,7 +115,7 @@ def seeds_cam_input(config: Mapping, call: WeakStageCall) -> Callable:
 def propagate_inputs(call: WeakStageCall, what: str) -> Callable:
     """Input function of ``propagate``: ``cam`` (CAM folder) or ``affinity`` (AffinityNet folder) when needed."""
     def inputs(wildcards) -> list[str]:
-        cfg = compose("propagate", call.decided(wildcards))
+        cfg = planned_config("propagate", tuple(call.decided(wildcards)))
         use_cam = str(cfg.cam) == "classifier"
         if what == "cam":
             return [f"results/{wildcards.dataset}/cam"] if use_cam else []
