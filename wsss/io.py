@@ -124,6 +124,17 @@ def save_json(path: str | os.PathLike, record: Any) -> None:
         tmp.write_text(json.dumps(clean(record), indent=2, sort_keys=False) + "\n")
 
 
+def load_text(path: str | os.PathLike, what: str = "file") -> str:
+    """Read a text file; missing or unreadable → one-line :class:`WsssError` ``"<path>: <what> not found"``
+    or ``"<path>: unreadable <what> (<reason>)"``."""
+    try:
+        return Path(path).read_text()
+    except FileNotFoundError:
+        raise WsssError(f"{path}: {what} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WsssError(f"{path}: unreadable {what} ({exc})") from None
+
+
 def load_json(path: str | os.PathLike) -> Any:
     """Read JSON, turning a missing or malformed file into a one-line :class:`WsssError`."""
     try:

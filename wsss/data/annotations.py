@@ -38,6 +38,7 @@ import numpy as np
 from wsss.data.classes import VOC_CLASSES, class_id
 from wsss.data.validate import check_box, check_point_in_image
 from wsss.errors import WsssError
+from wsss.io import load_text
 
 SUPERVISIONS_WITH_FILES = ("point", "scribble", "box")
 
@@ -110,12 +111,7 @@ def read_points(
     outside [0, 1], or a point outside the image.
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise WsssError(f"{path}: point file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise WsssError(f"{path}: unreadable point file ({exc})") from None
+    text = load_text(path, "point file")
     points = []
     for number, line in enumerate(text.splitlines(), start=1):
         fields = line.split()

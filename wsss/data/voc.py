@@ -27,7 +27,7 @@ from PIL import Image, UnidentifiedImageError
 from wsss.data.classes import IGNORE_INDEX, NUM_CLASSES, NUM_FOREGROUND, VOC_CLASSES, class_id
 from wsss.data.validate import check_box, check_label_values, check_same_size
 from wsss.errors import WsssError
-from wsss.io import load_label_png
+from wsss.io import load_label_png, load_text
 
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")
 
@@ -89,12 +89,7 @@ def read_split_file(path: Path) -> list[str]:
     whose first token's file stem is the id. Blank lines are skipped; a
     duplicate id or an empty list is an error.
     """
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise WsssError(f"{path}: split file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise WsssError(f"{path}: unreadable split file ({exc})") from None
+    text = load_text(path, "split file")
     ids: list[str] = []
     seen: set[str] = set()
     for number, line in enumerate(text.splitlines(), start=1):
