@@ -1,6 +1,6 @@
 """Stage: generate the embedded dataset ``minivoc`` (VOC 2012 layout) into ``out_dir`` (``data/minivoc``).
 
-    python -m stages.make_minivoc                    # 400 train + 150 val, seed 0
+    python -m stages.make_minivoc                    # 1000 train + 150 val, seed 0
     python -m stages.make_minivoc seed=3 n_train=40 n_val=10 out_dir=data/minivoc_seed3
 
 The dataset is built in a hidden sibling folder and moved onto ``out_dir`` when

@@ -266,7 +266,7 @@ def test_parameters_are_validated():
 
 def test_stage_config_composes_to_the_defaults():
     cfg = compose("make_minivoc")
-    assert cfg.out_dir == "data/minivoc" and cfg.n_train == 400 and cfg.n_val == 150 and cfg.seed == 0
+    assert cfg.out_dir == "data/minivoc" and cfg.n_train == 1000 and cfg.n_val == 150 and cfg.seed == 0
     from omegaconf import OmegaConf
 
     assert MinivocParams.from_mapping(OmegaConf.to_container(cfg)) == MinivocParams()

@@ -1368,7 +1368,7 @@ def _install(tmp: Path, root: Path, keep: Sequence[str]) -> None:
 
 def generate(
     root: str | os.PathLike,
-    n_train: int = 400,
+    n_train: int = 1000,
     n_val: int = 150,
     seed: int = 0,
     params: MinivocParams = MinivocParams(),

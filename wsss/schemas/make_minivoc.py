@@ -17,7 +17,7 @@ class MakeMinivocConfig(StageConfig):
     (ranges are ``[low, high]`` lists, inclusive).
     """
 
-    n_train: int = 400
+    n_train: int = 1000
     n_val: int = 150
     width_range: list[int] = field(default_factory=lambda: [144, 192])
     height_range: list[int] = field(default_factory=lambda: [112, 160])
