@@ -166,9 +166,13 @@ def source_hash(module: str) -> str:
     return digest.hexdigest()[:16]
 
 
-def stage_fingerprint(stage: str, overrides: Sequence[str] = ()) -> str:
-    """``<config hash>-<source hash>`` of a stage: changes exactly when its output may change."""
-    return f"{config_hash(compose(stage, overrides))}-{source_hash(f'stages.{stage}')}"
+def stage_fingerprint(stage: str, overrides: Sequence[str] = (), cfg: DictConfig | None = None) -> str:
+    """``<config hash>-<source hash>`` of a stage: changes exactly when its output may change.
+
+    ``cfg``: the stage's config already composed from ``overrides`` (saves composing it again).
+    """
+    composed = cfg if cfg is not None else compose(stage, overrides)
+    return f"{config_hash(composed)}-{source_hash(f'stages.{stage}')}"
 
 
 def stage_main(config_name: str) -> Callable[[Callable[[DictConfig], None]], Callable[[], None]]:

@@ -89,11 +89,8 @@ def planned_config(stage: str, overrides: tuple[str, ...]) -> DictConfig:
 
 @functools.lru_cache(maxsize=None)
 def planned_fingerprint(stage: str, overrides: tuple[str, ...]) -> str:
-    """A job's fingerprint (:func:`wsss.config.stage_fingerprint`) while Snakemake plans."""
-    try:
-        return stage_fingerprint(stage, overrides)
-    except WsssError as error:
-        raise _exit_on_config_error(error) from None
+    """A job's fingerprint (:func:`wsss.config.stage_fingerprint`) of its cached :func:`planned_config`."""
+    return stage_fingerprint(stage, overrides, planned_config(stage, overrides))
 
 
 class StageCall:
