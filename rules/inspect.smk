@@ -1,26 +1,20 @@
-# Inspection rules (included at the end of the Snakefile): the HTML gallery of every label stage of a run,
-# and the files `snakemake --report` shows (per-stage metrics table, sample figures).
+# Inspection: the HTML gallery of one recipe's run, the comparison of every recipe, and the files
+# `snakemake --report` shows.
 #
-#   snakemake minivoc_image_gallery                         # -> results/minivoc/image/gallery/index.html
-#   snakemake minivoc_image_gallery --report report.html    # Snakemake report with metrics + sample overlays
+#   snakemake minivoc_image_gallery                  # -> results/minivoc/image/psa/gallery/index.html
+#   snakemake minivoc_point_a2gnn_gallery --report report.html
+#   snakemake minivoc_point_compare                  # -> results/minivoc/point/compare/{table.md,chart.png,index.html}
 #   python -m stages.status minivoc_image_pseudolabels      # done / stale / missing per stage, with mIoU
 #
-# The gallery depends on the run's pseudolabels folder (so the whole pipeline runs first) and on every
-# sibling label folder that exists when the DAG is built (seeds, random_walk, crf, a2gnn, ...), so it is
-# rebuilt when any of them changes.
+# A gallery shows the recipe's label stages (CAMs, seeds, propagation, CRF, pseudo-labels) and depends on
+# each of them, so it is rebuilt when any changes. The comparison depends on every applicable recipe's
+# chain, so it runs them all.
 
 from wsss.viz.gallery import asset_files
-from wsss.viz.stages import stage_input_dirs
+from wsss.workflow import layout
+from wsss.workflow.rules import StageRule
 
 report: "report/workflow.rst"
-
-GALLERY_SUPERVISIONS = ["image", "point", "scribble", "box"]
-
-for _dataset in DATASETS:
-    for _supervision in GALLERY_SUPERVISIONS:
-        rule:
-            name: f"{_dataset}_{_supervision}_gallery"
-            input: f"results/{_dataset}/{_supervision}/gallery"
 
 
 def _report_part(wildcards):
@@ -28,25 +22,31 @@ def _report_part(wildcards):
     return "metrics" if wildcards.name == "metrics" else "sample figures"
 
 
-rule make_gallery:
-    """Inspection: HTML gallery (photo, GT, CAMs, seeds, every propagation, pseudo-label) + report files."""
-    input:
-        data=dataset_inputs,
-        pseudolabels="results/{dataset}/{supervision}/pseudolabels",
-        stages=lambda wildcards: stage_input_dirs("results", wildcards.dataset, wildcards.supervision),
-        assets=asset_files(),
-    output:
-        report(
-            directory("results/{dataset}/{supervision}/gallery"),
-            patterns=["report/{name}.html", "report/{name}.png"],
-            caption="report/gallery.rst",
-            category="{dataset} {supervision}",
-            subcategory=_report_part,
-            labels={"dataset": "{dataset}", "supervision": "{supervision}", "figure": "{name}"},
-        ),
-    log: "logs/{dataset}/{supervision}/make_gallery.log"
-    benchmark: "logs/{dataset}/{supervision}/make_gallery.benchmark.tsv"
-    params:
-        hydra=StageCall("make_gallery", config).hydra,
-        fingerprint=StageCall("make_gallery", config).fingerprint,
-    shell: "{PY} -m stages.make_gallery {params.hydra} > {log} 2>&1"
+def _recipe_labels(plan, wildcards):
+    """The recipe's label folders a gallery shows (beside the seeds and CAMs, passed as their own keys)."""
+    recipe = plan.recipe(wildcards)
+    return [folder for name, folder in layout.chain_folders(wildcards["dataset"], wildcards["supervision"], recipe).items()
+            if name not in ("cam", "seeds")]
+
+
+def _compared_chains(plan, wildcards):
+    """Every label folder of every recipe that applies to the supervision."""
+    from wsss.workflow.recipes import recipes_for
+
+    return sorted({folder for recipe in recipes_for(wildcards["supervision"])
+                   for folder in layout.chain_folders(wildcards["dataset"], wildcards["supervision"], recipe).values()})
+
+
+STAGES += [
+    # HTML gallery (photo, GT, CAMs, seeds, propagation, CRF, pseudo-label per image) + report files
+    StageRule("make_gallery", layout.recipe_folder("{recipe}", "gallery"), scope=layout.RECIPE_SCOPE, cores=False,
+              inputs={"seeds_dir": layout.recipe_seeds, "cam_dir": layout.recipe_cam},
+              needs={"label_stages": _recipe_labels}, paths={"stages_dir": layout.RECIPE}, files=asset_files(),
+              in_report={"patterns": ["report/{name}.html", "report/{name}.png"], "caption": "rules/report/gallery.rst",
+                      "category": "{dataset} {supervision} {recipe}", "subcategory": _report_part,
+                      "labels": {"dataset": "{dataset}", "supervision": "{supervision}", "recipe": "{recipe}",
+                                 "figure": "{name}"}}),
+    # every recipe of the supervision side by side: table (Markdown, JSON), bar chart, side-by-side gallery
+    StageRule("compare", layout.COMPARE, scope="{dataset}/{supervision}", cores=False,
+              needs={"chains": _compared_chains}, files=asset_files()),
+]

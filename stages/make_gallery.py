@@ -15,18 +15,19 @@ def main(cfg) -> None:
     out = Path(cfg.out_dir)
     if not Path(cfg.stages_dir).is_dir():
         raise WsssError(f"{cfg.stages_dir}: stage folder not found (run the pipeline first)")
-    stages = discover_label_stages(cfg.stages_dir, cfg.cam_dir, list(cfg.stage_order), [*cfg.exclude, out],
-                                   split=cfg.split)
+    cam_dir = Path(cfg.cam_dir) if cfg.cam_dir and Path(cfg.cam_dir).is_dir() else None
+    extra = {"seeds": Path(cfg.seeds_dir)} if cfg.seeds_dir else {}
+    stages = discover_label_stages(cfg.stages_dir, cam_dir, list(cfg.stage_order), [*cfg.exclude, out],
+                                   split=cfg.split, extra=extra)
     if not stages:
         raise WsssError(f"{cfg.stages_dir}: no label stage found (no sub-folder with metrics.json or <id>.png)")
     settings = GallerySettings(
         thumb_size=cfg.thumb_size, jpeg_quality=cfg.jpeg_quality, page_size=cfg.page_size, max_cams=cfg.max_cams,
         max_images=cfg.max_images, report_samples=cfg.report_samples, report_tile=cfg.report_tile,
-        title=f"{cfg.dataset.name} / {cfg.supervision.name} — every stage",
+        title=f"{cfg.dataset.name} / {cfg.supervision.name} / {Path(cfg.stages_dir).name} — every stage",
     )
-    meta = {"dataset": cfg.dataset.name, "supervision": cfg.supervision.name, "split": cfg.split,
-            "stages": ", ".join(s.name for s in stages)}
-    cam_dir = Path(cfg.cam_dir) if Path(cfg.cam_dir).is_dir() else None
+    meta = {"dataset": cfg.dataset.name, "supervision": cfg.supervision.name, "recipe": Path(cfg.stages_dir).name,
+            "split": cfg.split, "stages": ", ".join(s.name for s in stages)}
     build_gallery(dataset, stages, out, cam_dir, settings, meta)
 
 

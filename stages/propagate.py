@@ -1,4 +1,5 @@
-"""Stage: propagate the seeds of a supervision with the chosen propagator (random_walk | a2gnn | apro)."""
+"""Stage e: propagate the seeds / CAMs of a supervision with the chosen propagator (conf/propagation/<name>.yaml:
+cam_walk | random_walk | a2gnn | apro; what each needs: wsss.propagation.catalog)."""
 
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from wsss.errors import WsssError
 from wsss.io import load_label_png, load_npy, save_json, save_npy
 from wsss.pipeline import LabelStageOutput, load_keys, prepare, require_dir
 from wsss.progress import Progress
+from wsss.propagation.catalog import PROPAGATORS
 from wsss.propagation.run import Propagator, propagation_input
 
 
@@ -24,7 +26,9 @@ def main(cfg) -> None:
     if kind == "image" and not use_cam:
         raise WsssError("cam=none: image-level supervision needs the CAMs (CAM-free runs are for point, scribble, box)")
     node = OmegaConf.to_container(cfg.propagation, resolve=True)
-    propagator = Propagator(node, kind, use_cam, cfg.affinity_dir if node["name"] != "apro" else None, device, cfg.seed)
+    needs = PROPAGATORS.get(str(node["name"]))
+    affinity_dir = cfg.affinity_dir if needs is not None and needs.affinity else None
+    propagator = Propagator(node, kind, use_cam, affinity_dir, device, cfg.seed)
     dataset = open_dataset(cfg.dataset, cfg.split, annotations=cfg.supervision.annotations if kind == "box" else "Annotations")
     seeds_dir = require_dir(cfg.seeds_dir, "seeds folder")
     cam_dir = require_dir(cfg.cam_dir, "CAM folder") if use_cam else None
@@ -34,12 +38,15 @@ def main(cfg) -> None:
     keys_of: dict[str, list[int]] = {}
     for image_id in Progress(dataset.ids, desc=f"propagate[{node['name']}]", unit="images"):
         image = dataset.load_image(image_id)
-        cam = None
+        cam, cam_low = None, None
         if use_cam:
             cam = (load_npy(cam_dir / "highres" / f"{image_id}.npy").astype(np.float32), cam_keys[image_id])
+            low_path = cam_dir / f"stride{propagator.cam_stride}" / f"{image_id}.npy"
+            if propagator.cam_stride is not None and low_path.is_file():
+                cam_low = load_npy(low_path).astype(np.float32)
         seeds_path = seeds_dir / f"{image_id}.png"
         data = propagation_input(dataset, kind, cfg.supervision.annotations, image_id, image, load_label_png(seeds_path),
-                                 cam, cam_keys.get(image_id), where=str(seeds_path))
+                                 cam, cam_keys.get(image_id), where=str(seeds_path), cam_low=cam_low)
         scores = propagator(data)
         save_npy(out / "scores" / f"{image_id}.npy", scores.astype(np.float16))
         keys_of[image_id] = [int(k) for k in data.keys]

@@ -17,7 +17,7 @@ def main(cfg) -> None:
     prepare(cfg)
     dataset = open_dataset(cfg.dataset, cfg.split)
     scores_dir = require_dir(Path(cfg.scores_dir) / "scores", "propagated scores")
-    keys_of = load_keys(require_dir(cfg.cam_dir, "CAM folder"))
+    keys_of = load_keys(cfg.scores_dir)
     crf = CRFParams(**cfg.crf)
     out = Path(cfg.out_dir)
     output = LabelStageOutput(out, dataset, {"stage": "crf", "crf": True})

@@ -87,9 +87,16 @@ def compose(stage: str, overrides: Sequence[str] = ()) -> DictConfig:
 
 
 def config_hash(cfg: DictConfig) -> str:
-    """SHA-256 (16 hex digits) of the resolved config as sorted YAML."""
+    """SHA-256 (16 hex digits) of the resolved config as sorted YAML.
+
+    ``supervision.recipe`` (which recipe the supervision's plain targets mean) is left out: switching the
+    default recipe must not rerun a stage whose config is otherwise the same.
+    """
     container = OmegaConf.to_container(cfg, resolve=True)
     container.pop("hydra", None)  # type: ignore[union-attr]
+    supervision = container.get("supervision")  # type: ignore[union-attr]
+    if isinstance(supervision, dict):
+        supervision.pop("recipe", None)
     text = OmegaConf.to_yaml(OmegaConf.create(container), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

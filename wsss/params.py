@@ -28,6 +28,21 @@ class CRFParams:
 
 
 @dataclass(frozen=True)
+class RandomWalkParams:
+    """The CAM random walk (PSA/IRN, :mod:`wsss.propagation.random_walk`). ``radius``: AffinityNet pair radius;
+    ``background``: ``power`` (PSA: bg = (1 − max cam)^α, walked with the classes) or ``constant`` (IRN:
+    classes walked alone, divided by their max, bg = ``bg_threshold``)."""
+
+    radius: int = 5
+    beta: float = 10.0
+    #: walk steps t (PSA/IRN: 2^8 = 256)
+    steps: int = 256
+    background: str = "power"
+    alpha: float = 16.0
+    bg_threshold: float = 0.25
+
+
+@dataclass(frozen=True)
 class SeededWalkParams:
     """``radius``: AffinityNet pair radius; ``beta``, ``steps``: the walk (PSA: 8/10, 256); ``alpha``: CAM background power."""
 

@@ -65,5 +65,5 @@ class LabelStageOutput:
 
 
 def load_keys(cam_dir: str | Path) -> dict[str, np.ndarray]:
-    """The ``keys.json`` of a CAM folder: image id → class ids (1..20) of its CAM channels."""
+    """The ``keys.json`` of a CAM or propagation folder: image id → class ids (1..20) of its channels."""
     return {k: np.asarray(v, dtype=np.int64) for k, v in load_json(Path(cam_dir) / "keys.json").items()}

@@ -29,6 +29,8 @@ class PropagationInput:
         cam: optional ``(K,H,W)`` float32 CAMs in [0, 1] of ``keys`` (``None``: CAM-free).
         allowed: optional ``(K+1,H,W)`` bool, where each channel may be non-zero (box supervision:
             a class only inside its boxes; the background everywhere). ``None``: everywhere.
+        cam_low: optional ``(K,h,w)`` float32 CAMs of ``keys`` at a stride (the CAM network's own
+            low-resolution output, read by ``cam_walk``); ``None``: only ``cam``.
     """
 
     image: np.ndarray
@@ -36,6 +38,7 @@ class PropagationInput:
     seeds: np.ndarray
     cam: np.ndarray | None = None
     allowed: np.ndarray | None = None
+    cam_low: np.ndarray | None = None
 
     @property
     def size(self) -> tuple[int, int]:

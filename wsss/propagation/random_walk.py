@@ -7,24 +7,11 @@ stride) and turns its output into full-resolution class scores.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-
-@dataclass(frozen=True)
-class RandomWalkParams:
-    """``background``: ``power`` (PSA: bg = (1 − max cam)^α, walked with the classes) or
-    ``constant`` (IRN: classes walked alone, divided by their max, bg = ``bg_threshold``)."""
-
-    radius: int = 5
-    beta: float = 10.0
-    steps: int = 256
-    background: str = "power"
-    alpha: float = 16.0
-    bg_threshold: float = 0.25
+from wsss.params import RandomWalkParams
 
 
 def cam_at_stride(cam_highres: np.ndarray, stride: int) -> torch.Tensor:

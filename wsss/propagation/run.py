@@ -1,8 +1,9 @@
-"""Running a configured seed propagator on one image (the ``propagate`` stage's per-image work).
+"""Running a configured propagator on one image (the ``propagate`` stage's per-image work).
 
-:class:`Propagator` is built once from the ``propagation`` config node (and, for ``random_walk``
-and ``a2gnn``, the AffinityNet of ``train_affinity``), then called per image with a
+:class:`Propagator` is built once from the ``propagation`` config node (and, for ``cam_walk``,
+``random_walk`` and ``a2gnn``, the AffinityNet of ``train_affinity``), then called per image with a
 :class:`~wsss.propagation.inputs.PropagationInput`; it returns ``(K+1,H,W)`` float32 scores.
+The propagators and what each needs: :mod:`wsss.propagation.catalog`.
 """
 
 from __future__ import annotations
@@ -15,17 +16,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from wsss.affinity import load_affinity_net
+from wsss.affinity import infer_affinity, load_affinity_net
 from wsss.data.transforms import normalize
 from wsss.errors import WsssError
 from wsss.propagation.a2gnn import A2GNNParams, a2gnn_propagate
 from wsss.propagation.apro import AProParams, apro_propagate
+from wsss.propagation.catalog import CAM_FREE, PROPAGATORS
 from wsss.propagation.inputs import PropagationInput
+from wsss.propagation.random_walk import RandomWalkParams, cam_at_stride, propagate, upsample_scores
 from wsss.propagation.seeded_walk import SeededWalkParams, seeded_walk
-
-PROPAGATORS = ("random_walk", "a2gnn", "apro")
-#: propagators that run without the classifier (image-only affinities)
-CAM_FREE = ("apro",)
 
 
 @torch.no_grad()
@@ -44,13 +43,15 @@ def affinity_features(model, image: np.ndarray, device: torch.device | str = "cp
 
 def propagation_input(dataset: Any, kind: str, folder: str, image_id: str, image: np.ndarray, seeds: np.ndarray,
                       cam: tuple[np.ndarray, np.ndarray] | None = None,
-                      image_keys: np.ndarray | None = None, where: str = "") -> PropagationInput:
+                      image_keys: np.ndarray | None = None, where: str = "",
+                      cam_low: np.ndarray | None = None) -> PropagationInput:
     """Assemble one image's :class:`PropagationInput`.
 
     The classes present are the weak annotation's (read from ``<root>/<folder>/``; boxes also give
     the per-class box masks) or, for image tags (``kind == "image"``), ``image_keys``. ``cam`` is
     ``(cam (K,H,W), cam_keys (K,))`` from ``make_cam`` (re-indexed onto the classes present), or
-    ``None`` (CAM-free). ``where`` (the seeds file) names a size mismatch.
+    ``None`` (CAM-free); ``cam_low`` the same CAMs at a stride (``make_cam``'s ``stride<s>/<id>.npy``,
+    channels as ``cam[1]``), or ``None``. ``where`` (the seeds file) names a size mismatch.
     """
     from wsss.data.annotations import load_weak_annotation
     from wsss.seeds.box import class_box_masks
@@ -70,7 +71,8 @@ def propagation_input(dataset: Any, kind: str, folder: str, image_id: str, image
         if kind == "box":
             allowed = np.concatenate([np.ones((1, *seeds.shape), bool), class_box_masks(annotation.boxes, keys, seeds.shape)])
     cam_values = None if cam is None else cam_for_classes(cam[0], cam[1], keys)
-    return PropagationInput(image, keys, seeds, cam_values, allowed)
+    low_values = None if cam is None or cam_low is None else cam_for_classes(cam_low, cam[1], keys)
+    return PropagationInput(image, keys, seeds, cam_values, allowed, low_values)
 
 
 def _params(cls, node: Mapping[str, Any], extra: Mapping[str, Any] = ()) -> Any:
@@ -90,7 +92,7 @@ class Propagator:
         node: the ``propagation`` config node (``name`` + the propagator's keys), as a plain mapping.
         supervision: the supervision name (A2GNN's ``by_supervision`` settings apply).
         cam: whether CAM evidence is available (``cam=classifier``).
-        affinity_dir: AffinityNet folder (``random_walk``, ``a2gnn``).
+        affinity_dir: AffinityNet folder (``cam_walk``, ``random_walk``, ``a2gnn``).
         device: torch device; ``seed``: A2GNN's per-image seed.
     """
 
@@ -107,26 +109,41 @@ class Propagator:
         self.flip = bool(node.get("flip", True))
         self.model = None
         self.radius = 0
-        if self.name == "random_walk":
+        if self.name == "cam_walk":
+            self.cam_walk = _params(RandomWalkParams, node)
+            if self.cam_walk.background not in ("power", "constant"):
+                raise WsssError(f"propagation.background: must be 'power' or 'constant', got '{self.cam_walk.background}'")
+            if self.cam_walk.steps < 1:
+                raise WsssError(f"propagation.steps: must be a positive number of walk steps, got {self.cam_walk.steps}")
+        elif self.name == "random_walk":
             self.walk = _params(SeededWalkParams, node)
         elif self.name == "a2gnn":
             overrides = dict(node.get("by_supervision", {}) or {}).get(supervision, {}) or {}
             self.a2gnn = _params(A2GNNParams, node, overrides)
         else:
             self.apro = _params(AProParams, node)
-        if self.name in ("random_walk", "a2gnn"):
+        if PROPAGATORS[self.name].affinity:
             if affinity_dir is None:
                 raise WsssError(f"propagation={self.name}: affinity_dir is required")
             self.model, self.radius = load_affinity_net(affinity_dir, self.device)
-            if self.name == "random_walk":
+            if self.name == "cam_walk":
+                self.cam_walk = dataclasses.replace(self.cam_walk, radius=self.radius)
+            elif self.name == "random_walk":
                 self.walk = dataclasses.replace(self.walk, radius=self.radius)
             else:
                 self.a2gnn = dataclasses.replace(self.a2gnn, rw_radius=self.radius)
+
+    @property
+    def cam_stride(self) -> int | None:
+        """The stride of the CAMs this propagator reads beside the full-resolution ones (``cam_low``), or None."""
+        return self.model.stride if self.name == "cam_walk" else None
 
     def __call__(self, data: PropagationInput) -> np.ndarray:
         """``(K+1,H,W)`` float32 scores of one image."""
         if self.name == "apro":
             return apro_propagate(data, self.apro)
+        if self.name == "cam_walk":
+            return self._walk_cams(data)
         from kernels import pair_affinity_from_features
 
         features = affinity_features(self.model, data.image, self.device, self.flip)
@@ -135,3 +152,16 @@ class Propagator:
         if self.name == "random_walk":
             return seeded_walk(data, affinity, stride, self.walk)
         return a2gnn_propagate(data, features[0].cpu(), stride, self.a2gnn, affinity, self.seed)
+
+    def _walk_cams(self, data: PropagationInput) -> np.ndarray:
+        """PSA/IRN: the CAMs (at the AffinityNet stride) walked on the image's affinities, a background channel added."""
+        if data.cam is None:
+            raise WsssError("propagation=cam_walk: needs the CAMs (cam=classifier)")
+        height, width = data.size
+        stride = self.model.stride
+        affinity = infer_affinity(self.model, data.image, self.radius, self.device, self.flip)
+        if data.cam_low is not None:
+            cam_low = torch.from_numpy(np.ascontiguousarray(data.cam_low, dtype=np.float32))
+        else:
+            cam_low = cam_at_stride(data.cam, stride)
+        return upsample_scores(propagate(cam_low, affinity, self.cam_walk), stride, height, width)

@@ -53,6 +53,9 @@ class SupervisionConfig:
     name: str = MISSING
     #: folder (relative to the dataset root) holding the annotation files of this supervision
     annotations: str = "Annotations"
+    #: the default recipe (``conf/recipe/<name>.yaml``) of this supervision's targets; workflow routing only,
+    #: left out of every stage's config hash (:func:`wsss.config.config_hash`)
+    recipe: str = MISSING
 
 
 @dataclass

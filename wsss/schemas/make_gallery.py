@@ -12,17 +12,18 @@ from wsss.schemas.common import SupervisedStageConfig
 
 @dataclass
 class GalleryConfig(SupervisedStageConfig):
-    """The inspection gallery of one run (``results/<dataset>/<supervision>``)."""
+    """The inspection gallery of one recipe's run (``results/<dataset>/<supervision>/<recipe>``)."""
 
     #: the split whose images are shown (the split the label stages labelled)
     split: str = MISSING
-    #: a ``make_cam`` folder (``highres/<id>.npy``, ``keys.json``, ``labels/``); a missing folder = no CAM column
+    #: a ``make_cam`` folder (``highres/<id>.npy``, ``keys.json``, ``labels/``); empty or missing = no CAM column
     cam_dir: str = MISSING
-    #: the run folder whose label sub-folders (seeds, random_walk, crf, pseudolabels …) are shown
+    #: a seeds folder shown as stage ``seeds`` (the recipe's shared seeds); empty = none
+    seeds_dir: str = ""
+    #: the run folder whose label sub-folders (propagate, crf, pseudolabels …) are shown
     stages_dir: str = MISSING
     #: display order of stages; ``"*"`` = every discovered stage not listed, alphabetically
-    stage_order: list[str] = field(default_factory=lambda: ["cam", "seeds", "random_walk", "a2gnn", "apro", "tree",
-                                                            "*", "crf", "pseudolabels"])
+    stage_order: list[str] = field(default_factory=lambda: ["cam", "seeds", "propagate", "*", "crf", "pseudolabels"])
     #: sub-folders of ``stages_dir`` never shown (the gallery's own folder always is excluded); by default
     #: the models retrained from the pseudo-labels (their folders also hold metrics.json)
     exclude: list[str] = field(default_factory=lambda: ["gallery", "deeplab", "maskrcnn", "instances"])

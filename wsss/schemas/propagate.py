@@ -12,9 +12,16 @@ from typing import Any, Dict
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from wsss.params import A2GNNParams, AProParams, SeededWalkParams
+from wsss.params import A2GNNParams, AProParams, RandomWalkParams, SeededWalkParams
 from wsss.schemas.common import SupervisedStageConfig, config_class, config_fields
 
+
+CamWalkPropagationConfig = config_class(
+    "CamWalkPropagationConfig",
+    "PSA/IRN's random walk of the CAMs on AffinityNet affinities (wsss.propagation.random_walk); "
+    "``flip``: average AffinityNet features with the horizontal flip.",
+    [("name", str, "cam_walk"), *config_fields(RandomWalkParams, drop={"radius"}), ("flip", bool, True)],
+)
 
 RandomWalkPropagationConfig = config_class(
     "RandomWalkPropagationConfig",
@@ -51,6 +58,7 @@ class PropagateConfig(SupervisedStageConfig):
 
 _store = ConfigStore.instance()
 _store.store(group="schema", name="propagate", node=PropagateConfig, package="_global_")
+_store.store(group="propagation", name="schema_cam_walk", node=CamWalkPropagationConfig)
 _store.store(group="propagation", name="schema_random_walk", node=RandomWalkPropagationConfig)
 _store.store(group="propagation", name="schema_a2gnn", node=A2GNNPropagationConfig)
 _store.store(group="propagation", name="schema_apro", node=AProPropagationConfig)

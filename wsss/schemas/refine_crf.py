@@ -13,9 +13,8 @@ from wsss.schemas.make_seeds import CRFConfig
 
 @dataclass
 class RefineCrfConfig(SupervisedStageConfig):
-    #: folder with scores/<id>.npy ((K+1,H,W), channel 0 background) from a propagation stage
+    #: a ``propagate`` folder: scores/<id>.npy ((K+1,H,W), channel 0 background) and keys.json (classes of 1..K)
     scores_dir: str = MISSING
-    cam_dir: str = MISSING
     split: str = MISSING
     crf: CRFConfig = field(default_factory=CRFConfig)
 

@@ -57,6 +57,8 @@ class GallerySettings:
     report_samples: int = 6
     report_tile: int = 192
     title: str = "wsss gallery"
+    #: offer "A − B" sort keys for every pair of stages, not only consecutive ones (the recipe comparison)
+    pairwise: bool = False
 
 
 def asset_files() -> list[str]:
@@ -311,6 +313,7 @@ def build_gallery(dataset, stages: Sequence[LabelStage], out_dir: str | Path, ca
         "stages": [{"name": st.name, "href": _rel(st.folder, out),
                     "miou": _num((st.metrics or {}).get("miou"))} for st in stages],
         "cam_column": bool(keys),
+        "pairwise": settings.pairwise,
         "images": records,
     }
     _write_text(out / "data.js", DATA_PREFIX + json.dumps(data, separators=(",", ":")) + ";\n")

@@ -33,7 +33,7 @@ from wsss.errors import WsssError
 from wsss.io import load_json
 
 #: default display order; ``*`` = every discovered stage not named here (alphabetically)
-DEFAULT_ORDER: tuple[str, ...] = ("cam", "seeds", "random_walk", "a2gnn", "apro", "tree", "*", "crf", "pseudolabels")
+DEFAULT_ORDER: tuple[str, ...] = ("cam", "seeds", "propagate", "*", "crf", "pseudolabels")
 #: folders that never are label stages
 DEFAULT_EXCLUDE: tuple[str, ...] = ("gallery", "deeplab", "maskrcnn", "instances")
 CAM_STAGE = "cam"
@@ -114,9 +114,10 @@ def order_stage_names(names: Iterable[str], order: Sequence[str] = DEFAULT_ORDER
     return sorted(names, key=lambda n: (rank.get(n, wildcard), n if n not in rank else ""))
 
 
-def candidate_folders(stages_dir: Path, cam_dir: Path | None, exclude: Iterable[str | Path] = DEFAULT_EXCLUDE
-                      ) -> dict[str, Path]:
-    """``{stage name: folder}`` of every label folder of a run (unordered, unloaded)."""
+def candidate_folders(stages_dir: Path, cam_dir: Path | None, exclude: Iterable[str | Path] = DEFAULT_EXCLUDE,
+                      extra: Mapping[str, Path] | None = None) -> dict[str, Path]:
+    """``{stage name: folder}`` of every label folder of a run (unordered, unloaded); ``extra``: named
+    folders outside ``stages_dir`` (a recipe's shared seeds), taken when they are label folders."""
     exclude = list(exclude)
     as_path = [isinstance(e, Path) or "/" in str(e) for e in exclude]
     excluded_names = {str(e) for e, p in zip(exclude, as_path) if not p}
@@ -124,6 +125,9 @@ def candidate_folders(stages_dir: Path, cam_dir: Path | None, exclude: Iterable[
     found: dict[str, Path] = {}
     if cam_dir is not None and is_label_folder(Path(cam_dir) / "labels"):
         found[CAM_STAGE] = Path(cam_dir) / "labels"
+    for name, folder in (extra or {}).items():
+        if is_label_folder(Path(folder)):
+            found[name] = Path(folder)
     if stages_dir.is_dir():
         for child in sorted(stages_dir.iterdir()):
             if child.name.startswith(".") or child.name in excluded_names or child.resolve() in excluded_paths:
@@ -138,14 +142,14 @@ def candidate_folders(stages_dir: Path, cam_dir: Path | None, exclude: Iterable[
 def discover_label_stages(stages_dir: str | Path, cam_dir: str | Path | None = None,
                           order: Sequence[str] = DEFAULT_ORDER,
                           exclude: Iterable[str | Path] = DEFAULT_EXCLUDE,
-                          split: str | None = None) -> list[LabelStage]:
+                          split: str | None = None, extra: Mapping[str, Path] | None = None) -> list[LabelStage]:
     """Every label stage of a run with its metrics, in display order (see the module docstring).
 
     ``exclude`` holds folder names (``"gallery"``) or paths (the gallery's own
     output folder, wherever it is). With ``split``, a stage whose metrics were
     computed on another split is left out (and said so on stdout).
     """
-    folders = candidate_folders(Path(stages_dir), Path(cam_dir) if cam_dir else None, exclude)
+    folders = candidate_folders(Path(stages_dir), Path(cam_dir) if cam_dir else None, exclude, extra)
     stages = []
     for name in order_stage_names(folders, order):
         folder = folders[name]

@@ -64,6 +64,12 @@
     stages.forEach((s, i) => {
       if (i > 0) keys.push({ value: 'delta:' + s.name, label: s.name + ' − ' + stages[i - 1].name });
     });
+    if (data.pairwise) {
+      // every ordered pair (a recipe comparison): find where one method wins over another
+      stages.forEach((a, i) => stages.forEach((b, j) => {
+        if (i !== j && j !== i - 1) keys.push({ value: 'diff:' + a.name + '|' + b.name, label: a.name + ' − ' + b.name });
+      }));
+    }
     return keys;
   }
 
@@ -75,6 +81,15 @@
   function valueOf(image, key) {
     const [kind, name] = key.split(/:(.*)/s);
     if (kind === 'id') return lastStage === null ? null : image.iou[stages.length - 1];
+    if (kind === 'diff') {
+      const [first, second] = name.split('|');
+      const ia = stageIndex.get(first);
+      const ib = stageIndex.get(second);
+      if (ia === undefined || ib === undefined) return null;
+      const a = image.iou[ia];
+      const b = image.iou[ib];
+      return a === null || b === null || a === undefined || b === undefined ? null : a - b;
+    }
     const i = stageIndex.get(name);
     if (i === undefined) return null;
     if (kind === 'iou') return image.iou[i];

@@ -1,0 +1,39 @@
+# The pseudo-label chain of every recipe (conf/recipe/<name>.yaml):
+#
+#   classifier -> CAMs ------------------------------------- shared by every supervision and recipe
+#   seeds/<seeds> -> affinity/<seeds> ---------------------- shared by the recipes with the same seed rule
+#   <recipe>/propagate -> <recipe>/crf -> <recipe>/pseudolabels   the recipe's own
+#
+#   snakemake results/minivoc/point/seeds/default          # one stage's folder by itself
+#   snakemake minivoc_point_apro_camfree_pseudolabels      # CAM-free: no classifier, no CAMs
+#
+# Conditional inputs (CAMs only where the seed rule or the propagator reads them, the AffinityNet only
+# for the propagators that walk on it): wsss/workflow/layout.py; the propagators: wsss/propagation/catalog.py.
+
+from wsss.workflow import layout
+from wsss.workflow.rules import StageRule
+
+STAGES += [
+    # a. multi-label classifier (its 1x1 head gives the CAMs)
+    StageRule("train_classifier", layout.CLASSIFIER, scope=layout.DATASET_SCOPE),
+    # b. multi-scale + flip CAMs, full resolution and stride 4
+    StageRule("make_cam", layout.CAM, scope=layout.DATASET_SCOPE, inputs={"classifier_dir": layout.CLASSIFIER}),
+    # c. seeds of the supervision by the seed rule conf/seeds/<seeds>.yaml (PSA's CRF rule, IRN's thresholds,
+    #    point discs + CAM evidence, scribble strokes, GrabCut in boxes; CAM-free)
+    StageRule("make_seeds", layout.SEEDS, scope=layout.SEEDS_SCOPE,
+              inputs={"cam_dir": layout.seeds_cam}),
+    # d. AffinityNet on pairs within radius r drawn from the seeds
+    StageRule("train_affinity", layout.AFFINITY, scope=layout.SEEDS_SCOPE, work=True,
+              inputs={"classifier_dir": layout.CLASSIFIER, "seeds_dir": layout.SEEDS}),
+    # e. the recipe's propagator (conf/propagation/<name>.yaml) on the seeds / CAMs (compiled kernels)
+    StageRule("propagate", layout.recipe_folder("{recipe}", "propagate"), scope=layout.RECIPE_SCOPE,
+              inputs={"seeds_dir": layout.recipe_seeds, "cam_dir": layout.recipe_cam,
+                      "affinity_dir": layout.recipe_affinity},
+              kernels=True),
+    # f. dense CRF with the recipe's kernels (conf/crf/<name>.yaml), restricted to the classes present
+    StageRule("refine_crf", layout.recipe_folder("{recipe}", "crf"), scope=layout.RECIPE_SCOPE,
+              inputs={"scores_dir": layout.recipe_folder("{recipe}", "propagate")}),
+    # g. the final pseudo-labels as VOC palette PNGs, with metrics.json
+    StageRule("export_pseudolabels", layout.recipe_folder("{recipe}", "pseudolabels"), scope=layout.RECIPE_SCOPE,
+              inputs={"source_dir": layout.recipe_final}, cores=False),
+]

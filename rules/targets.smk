@@ -1,0 +1,28 @@
+# Named targets: for every dataset (conf/dataset/, named folders) and supervision,
+#   {dataset}_{supervision}_{product}            the supervision's default recipe (conf/supervision/<name>.yaml)
+#   {dataset}_{supervision}_{recipe}_{product}   any recipe that applies (conf/recipe/<name>.yaml)
+#   {dataset}_{supervision}_compare              every recipe that applies, side by side
+# with product one of pseudolabels, gallery, deeplab, maskrcnn. A recipe that does not apply, or an
+# unknown one, ends the plan in one line that lists the valid recipes.
+
+from wsss.workflow.plan import PRODUCTS, planned_recipe, requested_targets
+from wsss.workflow.recipes import recipes_for
+
+for _dataset in plan.datasets:
+    for _supervision in ("image", "point", "scribble", "box"):
+        _recipes = [recipe.name for recipe in recipes_for(_supervision)]
+        for _product in PRODUCTS:
+            _default = planned_recipe(_supervision).name
+            rule:
+                name: f"{_dataset}_{_supervision}_{_product}"
+                input: f"{plan.results}/{_dataset}/{_supervision}/{_default}/{_product}"
+                default_target: _dataset == "minivoc" and _supervision == "image" and _product == "pseudolabels"
+            for _recipe in _recipes:
+                rule:
+                    name: f"{_dataset}_{_supervision}_{_recipe}_{_product}"
+                    input: f"{plan.results}/{_dataset}/{_supervision}/{_recipe}/{_product}"
+        rule:
+            name: f"{_dataset}_{_supervision}_compare"
+            input: f"{plan.results}/{_dataset}/{_supervision}/compare"
+
+plan.check_targets(requested_targets(workflow), {rule.name for rule in workflow.rules})

@@ -1,0 +1,118 @@
+"""Where each stage's folder is, relative to the results folder (``paths.results``, DESIGN §4).
+
+* shared by every supervision: ``<dataset>/classifier``, ``<dataset>/cam``;
+* shared by the recipes that make the same seed choice: ``<dataset>/<supervision>/seeds/<seeds>``
+  and the AffinityNet trained on those seeds, ``<dataset>/<supervision>/affinity/<seeds>``;
+* a recipe's own: ``<dataset>/<supervision>/<recipe>/{propagate,crf,pseudolabels,gallery,deeplab,instances,maskrcnn}``;
+* the comparison of every recipe: ``<dataset>/<supervision>/compare``.
+
+The functions ``(plan, wildcards) -> folder | None`` are the rules' conditional inputs
+(:class:`wsss.workflow.rules.StageRule`): ``None`` where the job does not need that folder.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from wsss.workflow.plan import Plan
+from wsss.workflow.recipes import Recipe
+
+#: log folders (``logs/<scope>/<stage>.log`` and ``.benchmark.tsv``) of the dataset's, the seed rule's and
+#: the recipe's stages
+DATASET_SCOPE = "{dataset}"
+SEEDS_SCOPE = "{dataset}/{supervision}/seeds_{seeds}"
+RECIPE_SCOPE = "{dataset}/{supervision}/{recipe}"
+
+CLASSIFIER = "{dataset}/classifier"
+CAM = "{dataset}/cam"
+SEEDS = "{dataset}/{supervision}/seeds/{seeds}"
+AFFINITY = "{dataset}/{supervision}/affinity/{seeds}"
+RECIPE = "{dataset}/{supervision}/{recipe}"
+COMPARE = "{dataset}/{supervision}/compare"
+
+
+def recipe_folder(recipe: str, folder: str) -> str:
+    """``<dataset>/<supervision>/<recipe>/<folder>`` as a pattern (``recipe`` may be the ``{recipe}`` wildcard)."""
+    return f"{{dataset}}/{{supervision}}/{recipe}/{folder}"
+
+
+def chain_folders(dataset: str, supervision: str, recipe: Recipe) -> dict[str, str]:
+    """The label folders of one recipe's run, in pipeline order: ``{stage name: folder}`` (relative to the
+    results folder). The CAM folder is ``make_cam``'s (its labels are in ``labels/``)."""
+    values = {"dataset": dataset, "supervision": supervision, "seeds": recipe.seeds, "recipe": recipe.name}
+    folders = {}
+    if recipe.uses_classifier:
+        folders["cam"] = CAM.format(**values)
+    folders["seeds"] = SEEDS.format(**values)
+    folders["propagate"] = recipe_folder(recipe.name, "propagate").format(**values)
+    if recipe.has_crf:
+        folders["crf"] = recipe_folder(recipe.name, "crf").format(**values)
+    folders["pseudolabels"] = recipe_folder(recipe.name, "pseudolabels").format(**values)
+    return folders
+
+
+def chain_stages(dataset: str, supervision: str, recipe: Recipe) -> list[tuple[str, str, str, str | None]]:
+    """Every stage one recipe's pseudo-labels come from, in pipeline order, as
+    ``(rule, scope, output folder, label folder or None)`` (relative to ``logs/`` and the results folder;
+    the label folder holds ``metrics.json``: ``cam/labels`` for the CAMs)."""
+    values = {"dataset": dataset, "supervision": supervision, "seeds": recipe.seeds, "recipe": recipe.name}
+    labels = chain_folders(dataset, supervision, recipe)
+    stages: list[tuple[str, str, str, str | None]] = []
+    if recipe.uses_classifier:
+        stages.append(("train_classifier", DATASET_SCOPE, CLASSIFIER, None))
+        stages.append(("make_cam", DATASET_SCOPE, CAM, "cam"))
+    stages.append(("make_seeds", SEEDS_SCOPE, SEEDS, "seeds"))
+    if recipe.uses_affinity:
+        stages.append(("train_affinity", SEEDS_SCOPE, AFFINITY, None))
+    stages.append(("propagate", RECIPE_SCOPE, recipe_folder("{recipe}", "propagate"), "propagate"))
+    if recipe.has_crf:
+        stages.append(("refine_crf", RECIPE_SCOPE, recipe_folder("{recipe}", "crf"), "crf"))
+    stages.append(("export_pseudolabels", RECIPE_SCOPE, recipe_folder("{recipe}", "pseudolabels"), "pseudolabels"))
+    labels["cam"] = labels.get("cam", CAM.format(**values)) + "/labels"
+    return [(rule, scope.format(**values), folder.format(**values), labels.get(name) if name else None)
+            for rule, scope, folder, name in stages]
+
+
+# ---------------------------------------------------------------- conditional inputs
+def seeds_cam(plan: Plan, wildcards: Mapping[str, str]) -> str | None:
+    """``make_seeds``: the CAM folder when its seed rule reads the CAMs (image tags always; weak labels by
+    :attr:`wsss.seeds.weak.WeakSeedBuilder.uses_cam`)."""
+    from wsss.workflow.plan import planned_config
+
+    cfg = planned_config("make_seeds", tuple(plan.base_overrides("make_seeds", wildcards) + plan.user_overrides("make_seeds")))
+    if str(cfg.cam) != "classifier":
+        return None
+    if wildcards["supervision"] != "image":
+        from wsss.seeds.weak import WeakSeedBuilder  # imports torch: only when a weak seed job is planned
+
+        if not WeakSeedBuilder.from_config(cfg).uses_cam:
+            return None
+    return CAM.format(**wildcards)
+
+
+def recipe_seeds(plan: Plan, wildcards: Mapping[str, str]) -> str:
+    return SEEDS.format(**wildcards, seeds=plan.recipe(wildcards).seeds)
+
+
+def recipe_cam(plan: Plan, wildcards: Mapping[str, str]) -> str | None:
+    return CAM.format(**wildcards) if plan.recipe(wildcards).uses_classifier else None
+
+
+def recipe_affinity(plan: Plan, wildcards: Mapping[str, str]) -> str | None:
+    recipe = plan.recipe(wildcards)
+    return AFFINITY.format(**wildcards, seeds=recipe.seeds) if recipe.uses_affinity else None
+
+
+def recipe_final(plan: Plan, wildcards: Mapping[str, str]) -> str:
+    """What ``export_pseudolabels`` exports: the recipe's CRF output, or its propagation without a CRF."""
+    return recipe_folder("{recipe}", "crf" if plan.recipe(wildcards).has_crf else "propagate").format(**wildcards)
+
+
+def classifier_if_initialising(stage: str):
+    """The classifier folder when ``stage``'s config starts a trunk from it (``model.init_from_classifier``)."""
+    from wsss.workflow.plan import planned_config
+
+    def source(plan: Plan, wildcards: Mapping[str, str]) -> str | None:
+        cfg = planned_config(stage, tuple(plan.base_overrides(stage, wildcards) + plan.user_overrides(stage)))
+        return CLASSIFIER.format(**wildcards) if bool(cfg.model.init_from_classifier) else None
+    return source

@@ -1,0 +1,179 @@
+"""Recipes: one method as a named chain of stage choices (``conf/recipe/<name>.yaml``).
+
+A recipe names, for one supervision:
+
+* ``seeds``: the seed rule and its CAM source, a file of ``conf/seeds/`` (``default`` | ``irn`` | ``camfree`` …);
+  the seed rule's ``cam`` key says whether the classifier's CAMs are used at all;
+* ``propagation``: the propagator, a file of ``conf/propagation/`` (``cam_walk``, ``random_walk``, ``a2gnn``, ``apro``);
+* ``crf``: the dense CRF kernels, a file of ``conf/crf/``; ``dataset`` = ``conf/crf/<dataset>.yaml``; ``none``: no CRF;
+* ``overrides``: extra Hydra overrides of the recipe's own stages (``{propagate: [propagation.beta=8]}``);
+* ``supervisions``: the supervisions it applies to.
+
+Stages before the recipe's own (classifier, CAMs, seeds, AffinityNet) are shared by every recipe that makes
+the same choice (:mod:`wsss.workflow.layout`). Each supervision names its default recipe in
+``conf/supervision/<name>.yaml`` (``recipe:``).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Dict, List
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from wsss.config import CONF_DIR
+from wsss.errors import WsssError
+from wsss.propagation.catalog import PROPAGATORS
+
+#: the stages a recipe owns (its folder), in pipeline order; ``overrides`` keys must be among them
+RECIPE_STAGES = ("propagate", "refine_crf", "export_pseudolabels", "make_gallery", "train_deeplab",
+                 "export_instances", "train_maskrcnn")
+#: names a recipe may not take: folders beside the recipes' under results/<dataset>/<supervision>/
+RESERVED = ("seeds", "affinity", "compare", "gallery", "pseudolabels", "deeplab", "maskrcnn", "instances")
+CAM_SOURCES = ("classifier", "none")
+
+
+@dataclass
+class RecipeFile:
+    """Schema of ``conf/recipe/<name>.yaml`` (unknown keys and wrong types are errors)."""
+
+    description: str = ""
+    supervisions: List[str] = field(default_factory=list)
+    seeds: str = "default"
+    propagation: str = "random_walk"
+    crf: str = "dataset"
+    overrides: Dict[str, List[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A validated recipe. ``cam``: the CAM source of its seed rule (``classifier`` | ``none``)."""
+
+    name: str
+    description: str
+    supervisions: tuple[str, ...]
+    seeds: str
+    cam: str
+    propagation: str
+    crf: str
+    overrides: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @property
+    def uses_classifier(self) -> bool:
+        return self.cam == "classifier"
+
+    @property
+    def uses_affinity(self) -> bool:
+        """Whether its propagator reads the AffinityNet trained on its seeds."""
+        return PROPAGATORS[self.propagation].affinity
+
+    @property
+    def has_crf(self) -> bool:
+        return self.crf != "none"
+
+    def stage_overrides(self, stage: str) -> list[str]:
+        """The Hydra overrides the recipe gives its stage ``stage`` (choices first, then ``overrides[stage]``)."""
+        choices: list[str] = []
+        if stage == "propagate":
+            choices = [f"propagation={self.propagation}", f"cam={self.cam}"]
+        elif stage == "refine_crf" and self.crf not in ("dataset", "none"):
+            choices = [f"crf={self.crf}"]
+        return choices + list(dict(self.overrides).get(stage, ()))
+
+    def applies_to(self, supervision: str) -> bool:
+        return supervision in self.supervisions
+
+
+def recipe_names() -> list[str]:
+    """Every recipe of ``conf/recipe/``, sorted."""
+    return sorted(p.stem for p in (CONF_DIR / "recipe").glob("*.yaml"))
+
+
+def _choices(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def _seed_cam(seeds: str) -> str:
+    """The ``cam`` key of ``conf/seeds/<seeds>.yaml`` (``classifier`` when it sets none)."""
+    node = OmegaConf.load(CONF_DIR / "seeds" / f"{seeds}.yaml")
+    return str(node.get("cam", "classifier"))
+
+
+@functools.lru_cache(maxsize=None)
+def load_recipe(name: str) -> Recipe:
+    """``conf/recipe/<name>.yaml`` checked against :class:`RecipeFile` and the config groups it names.
+
+    Any problem is a one-line :class:`WsssError` naming the file (and, for an unknown recipe, the valid ones).
+    """
+    path = CONF_DIR / "recipe" / f"{name}.yaml"
+    if not path.is_file():
+        raise WsssError(f"recipe '{name}': no such recipe (conf/recipe/{name}.yaml); valid: {', '.join(recipe_names())}")
+    where = f"conf/recipe/{name}.yaml"
+    try:
+        node = OmegaConf.merge(OmegaConf.structured(RecipeFile), OmegaConf.load(path))
+        raw = RecipeFile(**OmegaConf.to_container(node, resolve=True))  # type: ignore[arg-type]
+    except OmegaConfBaseException as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WsssError(f"{where}: {first}") from None
+    if name in RESERVED or not name.replace("_", "").isalnum():
+        raise WsssError(f"{where}: '{name}' cannot name a recipe (letters, digits and '_'; not {', '.join(RESERVED)})")
+    supervisions = _choices("supervision")
+    unknown = [s for s in raw.supervisions if s not in supervisions]
+    if not raw.supervisions or unknown:
+        raise WsssError(f"{where}: supervisions: {'unknown ' + ', '.join(unknown) if unknown else 'empty'} "
+                        f"(expected some of {', '.join(supervisions)})")
+    if raw.seeds not in _choices("seeds"):
+        raise WsssError(f"{where}: seeds: no conf/seeds/{raw.seeds}.yaml (valid: {', '.join(_choices('seeds'))})")
+    cam = _seed_cam(raw.seeds)
+    if cam not in CAM_SOURCES:
+        raise WsssError(f"conf/seeds/{raw.seeds}.yaml: cam must be one of {', '.join(CAM_SOURCES)}, got '{cam}'")
+    if raw.propagation not in PROPAGATORS or raw.propagation not in _choices("propagation"):
+        raise WsssError(f"{where}: propagation: unknown propagator '{raw.propagation}' "
+                        f"(valid: {', '.join(p for p in PROPAGATORS if p in _choices('propagation'))})")
+    if cam == "none" and PROPAGATORS[raw.propagation].classifier:
+        raise WsssError(f"{where}: seeds '{raw.seeds}' are CAM-free but propagator '{raw.propagation}' needs the "
+                        f"classifier (CAM-free: {', '.join(p for p, n in PROPAGATORS.items() if not n.classifier)})")
+    if cam == "none" and "image" in raw.supervisions:
+        raise WsssError(f"{where}: supervisions: image tags need the CAMs, but seeds '{raw.seeds}' are CAM-free")
+    if raw.crf not in ("dataset", "none") and raw.crf not in _choices("crf"):
+        raise WsssError(f"{where}: crf: no conf/crf/{raw.crf}.yaml (valid: dataset, none, {', '.join(_choices('crf'))})")
+    bad = [stage for stage in raw.overrides if stage not in RECIPE_STAGES]
+    if bad:
+        raise WsssError(f"{where}: overrides: '{bad[0]}' is not a stage of the recipe (expected {', '.join(RECIPE_STAGES)})")
+    return Recipe(name, raw.description, tuple(raw.supervisions), raw.seeds, cam, raw.propagation, raw.crf,
+                  tuple((stage, tuple(values)) for stage, values in raw.overrides.items()))
+
+
+def recipes_for(supervision: str) -> list[Recipe]:
+    """Every recipe that applies to ``supervision``, sorted by name."""
+    return [recipe for recipe in map(load_recipe, recipe_names()) if recipe.applies_to(supervision)]
+
+
+@functools.lru_cache(maxsize=None)
+def default_recipe_name(supervision: str) -> str:
+    """The ``recipe:`` of ``conf/supervision/<supervision>.yaml``."""
+    path = CONF_DIR / "supervision" / f"{supervision}.yaml"
+    if not path.is_file():
+        raise WsssError(f"supervision '{supervision}': no conf/supervision/{supervision}.yaml")
+    name = OmegaConf.load(path).get("recipe")
+    if not name:
+        raise WsssError(f"conf/supervision/{supervision}.yaml: recipe: missing (the supervision's default recipe)")
+    return str(name)
+
+
+def resolve_recipe(supervision: str, name: str | None = None) -> Recipe:
+    """The recipe ``name`` (default: the supervision's) checked to apply to ``supervision``.
+
+    An inapplicable recipe is a one-line error listing the ones that apply.
+    """
+    valid = ", ".join(r.name for r in recipes_for(supervision))
+    if name is not None and name not in recipe_names():
+        raise WsssError(f"recipe '{name}': no such recipe (conf/recipe/{name}.yaml); valid for {supervision}: {valid}")
+    recipe = load_recipe(name or default_recipe_name(supervision))
+    if not recipe.applies_to(supervision):
+        where = f"conf/supervision/{supervision}.yaml: recipe" if name is None else f"recipe '{recipe.name}'"
+        raise WsssError(f"{where}: '{recipe.name}' does not apply to supervision '{supervision}' "
+                        f"(it applies to {', '.join(recipe.supervisions)}); valid for {supervision}: {valid}")
+    return recipe

@@ -1,0 +1,142 @@
+"""One description per stage rule; the Snakefile turns each into a rule (``rules/*.smk``).
+
+A :class:`StageRule` names the stage (= its rule, ``stages/<name>.py``, ``conf/<name>.yaml``), its output
+folder and its inputs by the config key each fills; everything else of the rule follows from that:
+
+* ``log`` / ``benchmark``: ``logs/<scope>/<name>.log`` / ``.benchmark.tsv``;
+* ``threads``: every core unless ``cores=False`` (one), passed as ``num_threads={threads}``;
+* the shell line ``python -m stages.<name> <overrides> num_threads=<threads> > <log> 2>&1`` (``torchrun`` for
+  ``launcher=True`` when ``WSSS_TRAIN_GPUS`` > 1), written once in the Snakefile;
+* ``params.hydra``: the overrides: dataset / supervision / seed rule / recipe choices from the wildcards
+  (:meth:`wsss.workflow.plan.Plan.base_overrides`), the input and output folders, then the user's;
+* ``params.fingerprint``: the hash of exactly that config and of the stage's code (a function of the
+  wildcards alone, so Snakemake's params trigger sees it).
+
+Paths here are relative to the results folder (``paths.results``), except ``data`` (the dataset input).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence, Union
+
+from wsss.workflow.plan import Plan, planned_fingerprint
+
+#: an input: a path pattern (``{dataset}/cam``) or a function ``(plan, wildcards) -> path | None``
+#: (a ``needs`` function may also return a list of paths)
+InputSource = Union[str, Callable[[Plan, Mapping[str, str]], Union[str, None, list]]]
+KERNELS_STAMP = "kernels/_build/built.txt"
+
+
+@dataclass
+class StageRule:
+    """A stage's rule. ``inputs``: config key -> :data:`InputSource` (passed as ``key=<folder>``; a function
+    returning None means the job does not need it); ``needs``: inputs that are not passed (folders the job
+    reads through another key, or waits for); ``kernels``: it needs the compiled kernels; ``paths``: config
+    keys set to folders that are not inputs; ``settings``: ``(plan, wildcards) -> overrides`` the DAG adds;
+    ``work``: the stage keeps resumable checkpoints in ``work_dir`` (undeclared, ``<results>/.work/<output>``);
+    ``gpu``: it takes one ``gpu`` resource; ``launcher``: it may run under torchrun."""
+
+    name: str
+    output: str
+    scope: str
+    inputs: Mapping[str, InputSource] = field(default_factory=dict)
+    needs: Mapping[str, InputSource] = field(default_factory=dict)
+    kernels: bool = False
+    #: files outside the results the job reads (e.g. the gallery's page assets)
+    files: Sequence[str] = ()
+    paths: Mapping[str, InputSource] = field(default_factory=dict)
+    settings: Callable[[Plan, Mapping[str, str]], list] | None = None
+    cores: bool = True
+    work: bool = False
+    gpu: bool = False
+    launcher: bool = False
+    #: ``results`` (the output is relative to ``paths.results``) or ``data`` (to ``paths.data``)
+    under: str = "results"
+    #: keyword arguments of Snakemake's ``report()`` for the output folder (its files then show in --report)
+    in_report: Mapping | None = None
+
+    # ------------------------------------------------------------------ rule directives
+    @property
+    def log(self) -> str:
+        return f"logs/{self.scope}/{self.name}.log"
+
+    @property
+    def benchmark(self) -> str:
+        return f"logs/{self.scope}/{self.name}.benchmark.tsv"
+
+    def output_path(self, plan: Plan) -> str:
+        return f"{plan.data if self.under == 'data' else plan.results}/{self.output}"
+
+    def declared_output(self, plan: Plan):
+        """The rule's ``output:``: the folder as ``directory()``, wrapped in ``report()`` when asked."""
+        from snakemake.io import directory, report
+
+        folder = directory(self.output_path(plan))
+        return report(folder, **self.in_report) if self.in_report else folder
+
+    def input_functions(self, plan: Plan) -> dict:
+        """Snakemake ``input:``: one function per input and need, ``data`` (the dataset), the kernels' stamp."""
+        functions: dict = {"data": plan.data_inputs}
+        for key, source in {**self.inputs, **self.needs}.items():
+            functions[key] = self._input_function(plan, source)
+        if self.kernels:
+            functions["kernels"] = KERNELS_STAMP
+        if self.files:
+            functions["files"] = list(self.files)
+        return functions
+
+    def _input_function(self, plan: Plan, source: InputSource) -> Callable:
+        def inputs(wildcards) -> list[str]:
+            path = self._resolve(plan, source, wildcards)
+            return [] if path is None else path if isinstance(path, list) else [path]
+        return inputs
+
+    @staticmethod
+    def _resolve(plan: Plan, source: InputSource, wildcards) -> str | list[str] | None:
+        values = dict(wildcards.items())
+        relative = source(plan, values) if callable(source) else source.format(**values)
+        if isinstance(relative, list):
+            return [f"{plan.results}/{path}" for path in relative]
+        return None if relative is None else f"{plan.results}/{relative}"
+
+    # ------------------------------------------------------------------ overrides and fingerprint
+    def folders(self, plan: Plan, wildcards) -> list[str]:
+        """``key=<folder>`` of the job's inputs, extra paths, ``out_dir`` (and ``work_dir``)."""
+        values = dict(wildcards.items())
+        folders = []
+        for key, source in {**self.inputs, **self.paths}.items():
+            path = self._resolve(plan, source, wildcards)
+            if path is not None:
+                folders.append(f"{key}={path}")
+        output = self.output.format(**values)
+        folders.append(f"out_dir={self.output_path(plan).format(**values)}")
+        if self.work:
+            folders.append(f"work_dir={plan.results}/.work/{output}")
+        return folders
+
+    def overrides(self, plan: Plan, wildcards) -> list[str]:
+        """Every override of the job's command (see the module docstring), in order."""
+        values = dict(wildcards.items())
+        settings = list(self.settings(plan, values)) if self.settings else []
+        return (plan.base_overrides(self.name, values) + settings + self.folders(plan, wildcards)
+                + plan.user_overrides(self.name))
+
+    def hydra(self, plan: Plan) -> Callable:
+        return lambda wildcards: shlex.join(self.overrides(plan, wildcards))
+
+    def fingerprint(self, plan: Plan) -> Callable:
+        return lambda wildcards: planned_fingerprint(self.name, tuple(self.overrides(plan, wildcards)))
+
+    def launch(self) -> str:
+        """``python``, or ``torchrun`` over ``WSSS_TRAIN_GPUS`` processes for a launcher stage when that is above 1."""
+        gpus = int(os.environ.get("WSSS_TRAIN_GPUS", "1") or 1) if self.launcher else 1
+        if gpus > 1:
+            return f"{sys.executable} -m torch.distributed.run --standalone --nproc_per_node={gpus}"
+        return sys.executable
+
+    def resources(self) -> dict[str, int]:
+        return {"gpu": 1} if self.gpu else {}
