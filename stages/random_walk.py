@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wsss.affinity import infer_affinity, load_affinity_net
+from wsss.affinity.inference import infer_affinity, load_affinity_net
 from wsss.config import stage_main
 from wsss.data import open_dataset
 from wsss.errors import WsssError

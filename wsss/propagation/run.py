@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from wsss.affinity import load_affinity_net
+from wsss.affinity.inference import load_affinity_net
 from wsss.data.transforms import normalize
 from wsss.errors import WsssError
 from wsss.propagation.a2gnn import A2GNNParams, a2gnn_propagate

@@ -5,7 +5,7 @@ for the demo): random rescale of image and label, horizontal flip, random crop
 (padding the label with 255), pixel-wise cross-entropy with 255 ignored, SGD
 with real momentum and a poly learning-rate decay (:class:`wsss.training.PolySGD`;
 head learning rate ×``head_lr_mult``), iteration-based with resumable
-checkpoints (:func:`wsss.iterative.run_training`).
+checkpoints (:func:`wsss.retrain.iterative.run_training`).
 
 Inference: softmax averaged over ``scales`` (and the horizontal flip),
 bilinearly resized to the image; optionally refined by a dense CRF
@@ -29,17 +29,17 @@ from wsss.data.transforms import normalize, random_crop
 from wsss.data.validate import check_label_values, check_same_size
 from wsss.errors import WsssError
 from wsss.io import load_label_png
-from wsss.iterative import BatchSchedule, DistContext, run_training, sample_rng
-from wsss.models.deeplab import (
+from wsss.params import DeepLabSettings
+from wsss.pipeline import LabelStageOutput
+from wsss.progress import Progress
+from wsss.retrain.deeplab_model import (
     build_deeplab,
     check_trunk_config,
     deeplab_param_groups,
     load_deeplab_checkpoint,
     load_trunk_weights,
 )
-from wsss.params import DeepLabSettings
-from wsss.pipeline import LabelStageOutput
-from wsss.progress import Progress
+from wsss.retrain.iterative import BatchSchedule, DistContext, run_training, sample_rng
 from wsss.training import Checkpointer, PolySGD
 
 

@@ -1,7 +1,7 @@
 """Retraining an instance segmentation network (Mask R-CNN) on COCO-format instance pseudo-labels, and scoring it.
 
 Training reads the json :mod:`wsss.instances` exports (RLE masks, categories =
-class ids), draws images by :class:`wsss.iterative.BatchSchedule`, flips them
+class ids), draws images by :class:`wsss.retrain.iterative.BatchSchedule`, flips them
 horizontally at random (seeded per sample) and lets torchvision's transform pick
 the scale from ``min_size_train``. SGD with real momentum, linear warm-up then
 poly decay, iteration-based with resumable checkpoints.
@@ -22,10 +22,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from wsss.errors import WsssError
 from wsss.instances import InstanceScorer, InstanceSet, class_of_category, decode_mask
-from wsss.iterative import BatchSchedule, DistContext, WarmupPolySGD, run_training, sample_rng
-from wsss.models.maskrcnn import MaskRCNNSettings, build_maskrcnn, maskrcnn_parameters, set_inference_size
 from wsss.params import MaskRCNNTrainSettings
 from wsss.progress import Progress
+from wsss.retrain.iterative import BatchSchedule, DistContext, WarmupPolySGD, run_training, sample_rng
+from wsss.retrain.maskrcnn_model import MaskRCNNSettings, build_maskrcnn, maskrcnn_parameters, set_inference_size
 from wsss.training import Checkpointer
 
 
