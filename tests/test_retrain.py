@@ -205,7 +205,7 @@ _TINY_MASKRCNN = ("model.arch=resnet10", "model.init_from_classifier=false", "mo
 
 @pytest.mark.slow
 def test_train_maskrcnn_stage_end_to_end(tiny, tmp_path):
-    from wsss.instances import coco_api
+    from wsss.instances.coco import coco_api
 
     root, labels = tiny
     common = ("dataset=folder", f"dataset.root={root}", "dataset.name=tiny", "supervision=box")
@@ -226,7 +226,8 @@ def test_train_maskrcnn_stage_end_to_end(tiny, tmp_path):
 
 
 def test_maskrcnn_samples_from_exported_json(tiny):
-    from wsss.instances import CocoBuilder, InstanceSet
+    from wsss.instances.coco import CocoBuilder
+    from wsss.instances.instance_set import InstanceSet
     from wsss.retrain.maskrcnn import InstanceSamples
 
     root, _ = tiny

@@ -1,13 +1,13 @@
 """Retraining an instance segmentation network (Mask R-CNN) on COCO-format instance pseudo-labels, and scoring it.
 
-Training reads the json :mod:`wsss.instances` exports (RLE masks, categories =
+Training reads the json :mod:`wsss.instances.coco` exports (RLE masks, categories =
 class ids), draws images by :class:`wsss.retrain.iterative.BatchSchedule`, flips them
 horizontally at random (seeded per sample) and lets torchvision's transform pick
 the scale from ``min_size_train``. SGD with real momentum, linear warm-up then
 poly decay, iteration-based with resumable checkpoints.
 
 Evaluation on a split with ground-truth instances: VOC mask mAP_r at IoU 0.5 and
-0.75 and COCO AP (segm and bbox) through :class:`wsss.instances.InstanceScorer`.
+0.75 and COCO AP (segm and bbox) through :class:`wsss.instances.scoring.InstanceScorer`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from wsss.errors import WsssError
-from wsss.instances import InstanceScorer, InstanceSet, class_of_category, decode_mask
+from wsss.instances.coco import class_of_category, decode_mask
+from wsss.instances.instance_set import InstanceSet
+from wsss.instances.scoring import InstanceScorer
 from wsss.params import MaskRCNNTrainSettings
 from wsss.progress import Progress
 from wsss.retrain.iterative import BatchSchedule, DistContext, WarmupPolySGD, run_training, sample_rng
