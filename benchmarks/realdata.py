@@ -1,7 +1,7 @@
 """Benchmark of the CAM-free point / scribble / box pipelines on the real VOC photos of ``shared/realdata``.
 
-    python -m wsss.bench_realdata                       # prints the table, writes results/realdata_bench/
-    python -m wsss.bench_realdata --out results/realdata_bench_try --propagate "propagation.zeta_global=0.03"
+    python -m benchmarks.realdata                       # prints the table, writes results/realdata_bench/
+    python -m benchmarks.realdata --out results/realdata_bench_try --propagate "propagation.zeta_global=0.03"
 
 Images: the PASCAL VOC 2012 photos with *official* class masks (``datum/VOC2012``: 2007_000032,
 2007_000033; ``icevision/VOC2012``: 2007_000063); ``--unofficial`` adds labelme's three VOC photos
@@ -255,7 +255,7 @@ def table(record: dict) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m wsss.bench_realdata", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.realdata", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(REPO_ROOT / "results" / "realdata_bench"), help="output folder")
     parser.add_argument("--unofficial", action="store_true", help="add labelme's three VOC photos (not official masks)")
     parser.add_argument("--min-area", type=int, default=100, help="smallest component (pixels) that gets a point/scribble")
