@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from wsss.affinity.model import AffinityNet
+from wsss.data.reader import DatasetReader
 from wsss.data.transforms import normalize, random_crop, resize_long
 from wsss.training import Checkpointer, EpochSchedule, train_epochs
 
@@ -71,7 +72,7 @@ def affinity_loss(affinity: torch.Tensor, bg_pos: torch.Tensor, fg_pos: torch.Te
 class SeedCropDataset(Dataset):
     """``(image (3,crop,crop), label (crop/s, crop/s) int64)`` samples: seeds downsampled to the feature stride."""
 
-    def __init__(self, dataset, seeds_dir, crop: int, resize_range: tuple[int, int], stride: int, seed: int) -> None:
+    def __init__(self, dataset: DatasetReader, seeds_dir, crop: int, resize_range: tuple[int, int], stride: int, seed: int) -> None:
         from pathlib import Path
 
         self.dataset = dataset
@@ -110,7 +111,7 @@ class AffinityTrainConfig(EpochSchedule):
 
 
 def train_affinity(
-    dataset, seeds_dir, classifier_state: dict | None, settings: AffinityTrainConfig, seed: int,
+    dataset: DatasetReader, seeds_dir, classifier_state: dict | None, settings: AffinityTrainConfig, seed: int,
     device: torch.device, checkpointer: Checkpointer | None = None,
 ) -> tuple[AffinityNet, list[dict]]:
     """Train an :class:`AffinityNet` on pairs drawn from the seed PNGs in ``seeds_dir``.

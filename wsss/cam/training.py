@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from wsss.cam.classifier import CAMClassifier
+from wsss.data.reader import DatasetReader
 from wsss.data.transforms import normalize, random_crop, resize_long
 from wsss.training import Checkpointer, EpochSchedule, train_epochs
 
@@ -22,7 +23,7 @@ class ImageLabelDataset(Dataset):
     from ``seed`` and the sample index and epoch, so runs are reproducible.
     """
 
-    def __init__(self, dataset, crop: int, resize_range: tuple[int, int], seed: int) -> None:
+    def __init__(self, dataset: DatasetReader, crop: int, resize_range: tuple[int, int], seed: int) -> None:
         self.dataset = dataset
         self.ids = list(dataset.ids)
         self.crop = crop
@@ -55,7 +56,7 @@ class ClassifierTrainConfig(EpochSchedule):
 
 
 def train_classifier(
-    dataset, settings: ClassifierTrainConfig, seed: int, device: torch.device, checkpointer: Checkpointer | None = None
+    dataset: DatasetReader, settings: ClassifierTrainConfig, seed: int, device: torch.device, checkpointer: Checkpointer | None = None
 ) -> tuple[CAMClassifier, list[dict]]:
     """Train a :class:`CAMClassifier` on ``dataset`` (a reader with ``ids``, ``load_image``, ``image_labels``).
 

@@ -17,6 +17,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from wsss.data.classes import VOC_CLASSES
+from wsss.data.reader import CocoJsonReader, DatasetReader
 from wsss.errors import WsssError
 from wsss.instances.instance_set import InstanceSet
 
@@ -26,19 +27,19 @@ def voc_categories(class_names: Sequence[str] = VOC_CLASSES) -> list[dict[str, A
     return [{"id": k, "name": name, "supercategory": "object"} for k, name in enumerate(class_names) if k > 0]
 
 
-def category_id(class_id: int, dataset: Any = None) -> int:
+def category_id(class_id: int, dataset: DatasetReader | None = None) -> int:
     """COCO category id of class ``class_id`` (1..K-1): the class id itself for VOC (1 aeroplane … 20 tvmonitor),
     the json's id for a :class:`~wsss.data.coco.COCODataset` (its ``category_id``)."""
-    if dataset is not None and hasattr(dataset, "category_id"):
+    if isinstance(dataset, CocoJsonReader):
         return int(dataset.category_id(int(class_id)))
     if not 1 <= class_id < len(VOC_CLASSES):
         raise WsssError(f"class id {class_id} has no COCO category (object classes are 1..{len(VOC_CLASSES) - 1})")
     return int(class_id)
 
 
-def class_of_category(category: int, dataset: Any = None) -> int:
+def class_of_category(category: int, dataset: DatasetReader | None = None) -> int:
     """Inverse of :func:`category_id`: the class id (1..K-1) of a COCO category id."""
-    if dataset is not None and hasattr(dataset, "contiguous_id"):
+    if isinstance(dataset, CocoJsonReader):
         cid = int(dataset.contiguous_id(int(category)))
         if cid == 0:
             raise WsssError(f"category id {category} is not an object category of {dataset}")
@@ -48,12 +49,12 @@ def class_of_category(category: int, dataset: Any = None) -> int:
     return int(category)
 
 
-def categories_of(dataset: Any) -> list[dict[str, Any]]:
+def categories_of(dataset: DatasetReader) -> list[dict[str, Any]]:
     """COCO categories for ``dataset``: its json's for a COCO reader, else :func:`voc_categories` of its class names."""
-    if hasattr(dataset, "category_id"):
+    if isinstance(dataset, CocoJsonReader):
         names = dataset.class_names
         return [{"id": dataset.category_id(k), "name": names[k], "supercategory": "object"} for k in range(1, len(names))]
-    return voc_categories(getattr(dataset, "class_names", VOC_CLASSES))
+    return voc_categories(dataset.class_names)
 
 
 def encode_mask(mask: np.ndarray) -> dict[str, Any]:
@@ -85,14 +86,14 @@ def rle_box(rle: dict[str, Any]) -> list[float]:
 _VOC_NAME = re.compile(r"^\d+(_\d+)*$")
 
 
-def coco_image_id(name: str, dataset: Any = None) -> int:
+def coco_image_id(name: str, dataset: DatasetReader | None = None) -> int:
     """Stable integer image id of image ``name``.
 
     The COCO reader's own json id when ``dataset`` is one; a name made of digits
     and underscores → those digits (``2007_000032`` → 2007000032, IRN's rule);
     any other name → CRC-32 of the name (31 bits). Builders check uniqueness.
     """
-    if dataset is not None and hasattr(dataset, "coco_image_id"):
+    if isinstance(dataset, CocoJsonReader):
         return int(dataset.coco_image_id(name))
     if _VOC_NAME.match(name):
         return int(name.replace("_", ""))
@@ -102,7 +103,7 @@ def coco_image_id(name: str, dataset: Any = None) -> int:
 class CocoBuilder:
     """Accumulates a COCO instances json (images, annotations with RLE masks, categories)."""
 
-    def __init__(self, dataset: Any = None, description: str = "") -> None:
+    def __init__(self, dataset: DatasetReader | None = None, description: str = "") -> None:
         self.dataset = dataset
         self.categories = categories_of(dataset) if dataset is not None else voc_categories()
         self.images: list[dict[str, Any]] = []
@@ -117,8 +118,7 @@ class CocoBuilder:
             raise WsssError(f"image ids collide: {self._ids[image_id]!r} and {name!r} both map to {image_id}")
         self._ids[image_id] = name
         if file_name is None:
-            path = self.dataset.image_path(name) if self.dataset is not None and hasattr(self.dataset, "image_path") else None
-            file_name = path.name if path is not None else f"{name}.jpg"
+            file_name = self.dataset.image_path(name).name if self.dataset is not None else f"{name}.jpg"
         self.images.append({"id": image_id, "file_name": file_name, "height": int(height), "width": int(width)})
         return image_id
 
@@ -141,7 +141,7 @@ class CocoBuilder:
 
 
 def instance_results(image_id: int, instances: InstanceSet, boxes: np.ndarray | None = None,
-                     dataset: Any = None) -> list[dict[str, Any]]:
+                     dataset: DatasetReader | None = None) -> list[dict[str, Any]]:
     """COCO result dicts (for ``loadRes``/COCOeval) of one image.
 
     Each has ``image_id``, ``category_id``, ``score``, ``segmentation`` (RLE) and
@@ -167,14 +167,14 @@ def annotations_as_results(data: dict[str, Any]) -> list[dict[str, Any]]:
              "segmentation": a["segmentation"], "bbox": a["bbox"]} for a in data["annotations"]]
 
 
-def dataset_to_coco(dataset: Any, ids: Iterable[str] | None = None, progress: bool = True) -> dict[str, Any]:
+def dataset_to_coco(dataset: DatasetReader, ids: Iterable[str] | None = None, progress: bool = True) -> dict[str, Any]:
     """Ground-truth COCO json of a split: for a COCO reader its own json; for VOC layout the
     ``SegmentationObject`` instances (void band excluded, ``iscrowd`` 0) of every id that has one."""
-    if hasattr(dataset, "data") and hasattr(dataset, "coco_image_id"):
+    if isinstance(dataset, CocoJsonReader):
         return dataset.data
     from wsss.progress import Progress
 
-    builder = CocoBuilder(dataset, description=f"ground truth of {getattr(dataset, 'split', '?')}")
+    builder = CocoBuilder(dataset, description=f"ground truth of {dataset.split}")
     names = list(ids if ids is not None else dataset.ids)
     iterator = Progress(names, desc="ground-truth json", unit="images") if progress else names
     for name in iterator:

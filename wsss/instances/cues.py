@@ -37,6 +37,7 @@ import numpy as np
 from scipy import ndimage
 
 from wsss.data.classes import IGNORE_INDEX
+from wsss.data.reader import DatasetReader
 from wsss.errors import WsssError
 from wsss.instances.instance_set import InstanceSet
 from wsss.params import InstanceSettings
@@ -204,7 +205,7 @@ def resolve_cue(cue: str, supervision: str) -> str:
 
 
 def make_instances(
-    dataset, image_id: str, semantic: np.ndarray, cue: str, settings: InstanceSettings,
+    dataset: DatasetReader, image_id: str, semantic: np.ndarray, cue: str, settings: InstanceSettings,
     points_dir: str | Path | None = None, probs: np.ndarray | None = None,
 ) -> InstanceSet:
     """Instances of ``image_id`` from its semantic pseudo-label ``(H, W)`` and the cue's annotation.

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from wsss.data.classes import VOC_CLASSES
+from wsss.data.reader import DatasetReader, VOCLayoutReader
 from wsss.errors import WsssError
 from wsss.instances.coco import CocoBuilder, coco_api, decode_mask, encode_mask, instance_results
 from wsss.instances.instance_set import InstanceSet
@@ -49,9 +49,10 @@ class InstanceScorer:
     percent), ``n_images``, ``n_instances`` and the protocol. Masks are kept as RLE.
     """
 
-    def __init__(self, dataset: Any, protocol: dict[str, Any] | None = None) -> None:
+    def __init__(self, dataset: DatasetReader, protocol: dict[str, Any] | None = None) -> None:
         self.dataset = dataset
-        self.protocol = {"split": getattr(dataset, "split", "?"), "gt": getattr(dataset, "object_folder", "json"),
+        gt = dataset.object_folder if isinstance(dataset, VOCLayoutReader) else "json"
+        self.protocol = {"split": dataset.split, "gt": gt,
                          "voc_iou_thresholds": [0.5, 0.75], "voc_ap": "VOC2010+ (area under the envelope)",
                          **(protocol or {})}
         self.gt = CocoBuilder(dataset, description=f"ground truth of {self.protocol['split']}")
@@ -97,7 +98,7 @@ class InstanceScorer:
         gt_api = coco_api(self.ground_truth())
         segm = {k: v * 100.0 for k, v in eval_coco(gt_api, self.results, "segm").items()}
         bbox = {k: v * 100.0 for k, v in eval_coco(gt_api, self.results, "bbox").items()}
-        names = getattr(self.dataset, "class_names", VOC_CLASSES)
+        names = self.dataset.class_names
         ap50 = voc[0.5]["ap"]
         return {
             "ap50": voc[0.5]["map"] * 100.0,

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from wsss.crf import CRFParams, crf_from_probs
 from wsss.data.classes import IGNORE_INDEX
+from wsss.data.reader import DatasetReader
 from wsss.data.transforms import normalize, random_crop
 from wsss.data.validate import check_label_values, check_same_size
 from wsss.errors import WsssError
@@ -62,7 +63,7 @@ class PseudoLabelSamples(Dataset):
     colour / 255.
     """
 
-    def __init__(self, dataset, labels_dir: str | Path, crop: int, scale_range: Sequence[float], seed: int,
+    def __init__(self, dataset: DatasetReader, labels_dir: str | Path, crop: int, scale_range: Sequence[float], seed: int,
                  num_classes: int = 21) -> None:
         self.dataset = dataset
         self.ids = list(dataset.ids)
@@ -115,7 +116,7 @@ def make_deeplab(settings: DeepLabSettings, num_classes: int) -> torch.nn.Module
 
 
 def train_deeplab(
-    dataset, labels_dir: str | Path, settings: DeepLabSettings, seed: int, device: torch.device,
+    dataset: DatasetReader, labels_dir: str | Path, settings: DeepLabSettings, seed: int, device: torch.device,
     checkpointer: Checkpointer | None = None, ctx: DistContext = DistContext(), num_classes: int = 21,
     on_step=None,
 ) -> tuple[torch.nn.Module, list[dict]]:
@@ -178,7 +179,7 @@ def predict_probs(model: torch.nn.Module, image: np.ndarray, device: torch.devic
 
 
 def evaluate_deeplab(
-    model: torch.nn.Module, dataset, out_dir: str | Path, device: torch.device,
+    model: torch.nn.Module, dataset: DatasetReader, out_dir: str | Path, device: torch.device,
     scales: Sequence[float] = (1.0,), flip: bool = False, crf: CRFParams | None = None,
     protocol: dict | None = None,
 ) -> dict[str, dict | None]:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from wsss.data.reader import DatasetReader
 from wsss.errors import WsssError
 from wsss.instances.coco import class_of_category, decode_mask
 from wsss.instances.instance_set import InstanceSet
@@ -45,7 +46,7 @@ class InstanceSamples(Dataset):
     Images without instances are kept (negatives).
     """
 
-    def __init__(self, dataset, coco: dict[str, Any], seed: int, flip: bool = True, where: str = "instances json") -> None:
+    def __init__(self, dataset: DatasetReader, coco: dict[str, Any], seed: int, flip: bool = True, where: str = "instances json") -> None:
         self.dataset = dataset
         self.seed = seed
         self.flip = flip
@@ -113,7 +114,7 @@ def collate_pairs(batch):
 
 
 def train_maskrcnn(
-    dataset, coco: dict[str, Any], model_settings: MaskRCNNSettings, settings: MaskRCNNTrainSettings, seed: int,
+    dataset: DatasetReader, coco: dict[str, Any], model_settings: MaskRCNNSettings, settings: MaskRCNNTrainSettings, seed: int,
     device: torch.device, checkpointer: Checkpointer | None = None, ctx: DistContext = DistContext(),
     num_classes: int = 21, where: str = "instances json", on_step=None,
 ) -> tuple[torch.nn.Module, list[dict]]:
@@ -159,7 +160,7 @@ def predict_instances(model: torch.nn.Module, image: np.ndarray, device: torch.d
     return instances, output["boxes"].cpu().numpy()
 
 
-def evaluate_maskrcnn(model: torch.nn.Module, dataset, device: torch.device, min_size_test: int,
+def evaluate_maskrcnn(model: torch.nn.Module, dataset: DatasetReader, device: torch.device, min_size_test: int,
                       mask_threshold: float = 0.5, protocol: dict | None = None) -> tuple[dict | None, InstanceScorer]:
     """Predict every image of ``dataset`` that has ground-truth instances and score them.
 
