@@ -10,8 +10,11 @@ from pathlib import Path
 from wsss.config import stage_main
 from wsss.data import open_dataset
 from wsss.errors import WsssError
-from wsss.instances import CocoBuilder, InstanceScorer, InstanceSettings, make_instances, resolve_cue
+from wsss.instances.coco import CocoBuilder
+from wsss.instances.cues import make_instances, resolve_cue
+from wsss.instances.scoring import InstanceScorer
 from wsss.io import load_label_png, save_json
+from wsss.params import InstanceSettings
 from wsss.pipeline import prepare, require_dir
 from wsss.progress import Progress
 

@@ -4,8 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wsss.cam import cam_to_label, compute_cams
-from wsss.classification import load_classifier
+from wsss.cam.inference import cam_to_label, compute_cams, load_classifier
 from wsss.config import stage_main
 from wsss.data import open_dataset
 from wsss.io import save_json, save_npy

@@ -3,7 +3,7 @@
 import torch
 from omegaconf import OmegaConf
 
-from wsss.affinity import AffinityTrainConfig, train_affinity
+from wsss.affinity.training import AffinityTrainConfig, train_affinity
 from wsss.config import config_hash, stage_main
 from wsss.data import open_dataset
 from wsss.io import save_json, save_torch

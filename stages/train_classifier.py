@@ -2,7 +2,7 @@
 
 from omegaconf import OmegaConf
 
-from wsss.classification import ClassifierTrainConfig, train_classifier
+from wsss.cam.training import ClassifierTrainConfig, train_classifier
 from wsss.config import config_hash, stage_main
 from wsss.data import open_dataset
 from wsss.io import save_json, save_torch

@@ -16,10 +16,10 @@ from omegaconf import OmegaConf
 from wsss.config import config_hash, stage_main
 from wsss.crf import CRFParams
 from wsss.data import open_dataset
-from wsss.deeplab import DeepLabSettings, evaluate_deeplab, train_deeplab
 from wsss.io import save_json, save_torch
-from wsss.iterative import setup_distributed, teardown_distributed
 from wsss.pipeline import prepare, require_dir
+from wsss.retrain.deeplab import DeepLabSettings, evaluate_deeplab, train_deeplab
+from wsss.retrain.iterative import setup_distributed, teardown_distributed
 from wsss.training import Checkpointer
 
 

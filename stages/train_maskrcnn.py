@@ -17,10 +17,10 @@ from omegaconf import OmegaConf
 from wsss.config import config_hash, stage_main
 from wsss.data import open_dataset
 from wsss.io import load_json, save_json, save_torch
-from wsss.iterative import setup_distributed, teardown_distributed
-from wsss.maskrcnn import MaskRCNNTrainSettings, evaluate_maskrcnn, train_maskrcnn
-from wsss.models.maskrcnn import MaskRCNNSettings
 from wsss.pipeline import prepare, require_dir
+from wsss.retrain.iterative import setup_distributed, teardown_distributed
+from wsss.retrain.maskrcnn import MaskRCNNTrainSettings, evaluate_maskrcnn, train_maskrcnn
+from wsss.retrain.maskrcnn_model import MaskRCNNSettings
 from wsss.training import Checkpointer
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from kernels import direction_offsets
-from wsss.affinity import affinity_loss, downsample_labels, pair_labels
+from wsss.affinity.training import affinity_loss, downsample_labels, pair_labels
 
 
 def test_radius_5_has_34_directions_each_pair_once():

@@ -12,11 +12,8 @@ from wsss.data.annotations import PointAnnotation as Point
 from wsss.data.classes import VOC_CLASSES
 from wsss.data.voc import VOCDataset
 from wsss.errors import WsssError
-from wsss.instances import (
+from wsss.instances.coco import (
     CocoBuilder,
-    InstanceScorer,
-    InstanceSet,
-    InstanceSettings,
     category_id,
     class_of_category,
     coco_api,
@@ -25,13 +22,18 @@ from wsss.instances import (
     decode_mask,
     encode_mask,
     instance_results,
+    voc_categories,
+)
+from wsss.instances.cues import (
     instances_from_boxes,
     instances_from_components,
     instances_from_points,
     make_instances,
     resolve_cue,
-    voc_categories,
 )
+from wsss.instances.instance_set import InstanceSet
+from wsss.instances.scoring import InstanceScorer
+from wsss.params import InstanceSettings
 
 
 # ------------------------------------------------------------------ RLE and categories

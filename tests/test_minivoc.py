@@ -230,7 +230,7 @@ def test_install_keeps_hydra_and_replaces_the_rest(tmp_path):
 
 
 def test_killed_generation_leaves_root_untouched(tmp_path, monkeypatch):
-    import wsss.data.minivoc as minivoc
+    import wsss.data.minivoc.generation as generation
 
     root = tmp_path / "minivoc"
     generate(root, 2, 1, seed=1, progress=False)
@@ -243,8 +243,8 @@ def test_killed_generation_leaves_root_untouched(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    real = minivoc.write_sample
-    monkeypatch.setattr(minivoc, "write_sample", failing)
+    real = generation.write_sample
+    monkeypatch.setattr(generation, "write_sample", failing)
     with pytest.raises(KeyboardInterrupt):
         generate(root, 5, 1, seed=2, progress=False)
     after = {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}

@@ -15,7 +15,7 @@ from tests.voc_fixture import gt_as_pseudolabels, make_tiny_voc
 from wsss.config import REPO_ROOT, compose
 from wsss.data.voc import VOCDataset
 from wsss.errors import WsssError
-from wsss.iterative import BatchSchedule, WarmupPolySGD
+from wsss.retrain.iterative import BatchSchedule, WarmupPolySGD
 from wsss.training import Checkpointer
 
 
@@ -69,9 +69,9 @@ def test_warmup_poly_lr():
 def test_trunk_from_classifier_and_torchvision_deeplab_layout(tmp_path):
     from torchvision.models.segmentation import deeplabv3_resnet50
 
-    from wsss.models.classifier import CAMClassifier
-    from wsss.models.deeplab import build_deeplab, check_trunk_config, load_deeplab_checkpoint, load_trunk_weights
-    from wsss.models.maskrcnn import MaskRCNNSettings, build_maskrcnn
+    from wsss.cam.classifier import CAMClassifier
+    from wsss.retrain.deeplab_model import build_deeplab, check_trunk_config, load_deeplab_checkpoint, load_trunk_weights
+    from wsss.retrain.maskrcnn_model import MaskRCNNSettings, build_maskrcnn
 
     classifier = CAMClassifier("resnet10", 16)
     path = tmp_path / "classifier.pt"
@@ -131,7 +131,7 @@ def test_configs_compose_per_dataset():
 
 # ------------------------------------------------------------------ DeepLab
 def _deeplab_settings(**changes):
-    from wsss.deeplab import DeepLabSettings
+    from wsss.retrain.deeplab import DeepLabSettings
 
     base = dict(arch="resnet10", output_stride=16, aspp_rates=(1, 2, 3), iterations=4, batch_size=2, lr=0.01,
                 crop=32, scale_range=(0.8, 1.2), checkpoint_every=2, log_every=1)
@@ -139,7 +139,7 @@ def _deeplab_settings(**changes):
 
 
 def test_deeplab_training_resumes_exactly(tiny, tmp_path):
-    from wsss.deeplab import train_deeplab
+    from wsss.retrain.deeplab import train_deeplab
 
     root, labels = tiny
     torch.set_num_threads(1)
@@ -163,7 +163,7 @@ def test_deeplab_training_resumes_exactly(tiny, tmp_path):
 
 
 def test_deeplab_bad_pseudolabel_is_one_line_error(tiny, tmp_path):
-    from wsss.deeplab import train_deeplab
+    from wsss.retrain.deeplab import train_deeplab
 
     root, labels = tiny
     broken = tmp_path / "pl"
@@ -205,7 +205,7 @@ _TINY_MASKRCNN = ("model.arch=resnet10", "model.init_from_classifier=false", "mo
 
 @pytest.mark.slow
 def test_train_maskrcnn_stage_end_to_end(tiny, tmp_path):
-    from wsss.instances import coco_api
+    from wsss.instances.coco import coco_api
 
     root, labels = tiny
     common = ("dataset=folder", f"dataset.root={root}", "dataset.name=tiny", "supervision=box")
@@ -226,8 +226,9 @@ def test_train_maskrcnn_stage_end_to_end(tiny, tmp_path):
 
 
 def test_maskrcnn_samples_from_exported_json(tiny):
-    from wsss.instances import CocoBuilder, InstanceSet
-    from wsss.maskrcnn import InstanceSamples
+    from wsss.instances.coco import CocoBuilder
+    from wsss.instances.instance_set import InstanceSet
+    from wsss.retrain.maskrcnn import InstanceSamples
 
     root, _ = tiny
     dataset = VOCDataset(root, "train")

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from wsss.cam import cam_to_label, with_background_power
+from wsss.cam.inference import cam_to_label, with_background_power
 from wsss.seeds.image import irn_seeds, psa_seeds
 
 

@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from wsss.data.coco import COCODataset, segmentation_to_mask
+from wsss.data.reader import DatasetReader, VOCLayoutReader
 from wsss.errors import WsssError
 from wsss.io import load_json, load_label_png
 from wsss.metrics import SegmentationScorer, eval_coco, eval_instance_segmentation_voc
@@ -33,7 +34,7 @@ def _percent(value: float) -> float:
     return float(value) * 100.0 if value == value else float("nan")
 
 
-def _gt_ids(dataset, require_gt: bool, has_gt, what: str) -> tuple[list[str], list[str]]:
+def _gt_ids(dataset: DatasetReader, require_gt: bool, has_gt, what: str) -> tuple[list[str], list[str]]:
     """Split ids into those with ground truth and those without; error when some lack it and ``require_gt``."""
     with_gt = [i for i in dataset.ids if has_gt(i)]
     without = [i for i in dataset.ids if not has_gt(i)]
@@ -48,7 +49,7 @@ def _gt_ids(dataset, require_gt: bool, has_gt, what: str) -> tuple[list[str], li
 
 
 def evaluate_label_folder(
-    dataset,
+    dataset: DatasetReader,
     pred_dir: str | Path,
     protocol: dict[str, Any],
     allow_missing: bool = False,
@@ -109,7 +110,7 @@ def _load_results(path: Path) -> list[dict[str, Any]]:
 
 
 def evaluate_instance_json(
-    dataset,
+    dataset: DatasetReader,
     results_path: str | Path,
     protocol: dict[str, Any],
     iou_thresholds: Sequence[float] = (0.5, 0.75),
@@ -179,7 +180,7 @@ def evaluate_instance_json(
     record.update(
         n_images=len(ids),
         n_detections=len(results),
-        protocol={**base, "gt": getattr(dataset, "object_folder", "SegmentationObject"),
+        protocol={**base, "gt": dataset.object_folder if isinstance(dataset, VOCLayoutReader) else "SegmentationObject",
                   "evaluator": "VOC mAP_r (chainercv eval_instance_segmentation_voc)",
                   "iou_thresholds": [float(t) for t in iou_thresholds], "use_07_metric": bool(use_07_metric),
                   "n_images_without_gt_skipped": len(skipped)},

@@ -125,7 +125,7 @@ class InstanceSettings:
 
 @dataclass
 class MaskRCNNSettings:
-    """Architecture of :func:`wsss.models.maskrcnn.build_maskrcnn` (``model`` in ``conf/maskrcnn/<dataset>.yaml``,
+    """Architecture of :func:`wsss.retrain.maskrcnn_model.build_maskrcnn` (``model`` in ``conf/maskrcnn/<dataset>.yaml``,
     where ``init_from_classifier`` stands for ``init_trunk``)."""
 
     arch: str = "resnet50"
@@ -158,7 +158,7 @@ class MaskRCNNSettings:
 
 @dataclass
 class MaskRCNNTrainSettings:
-    """Schedule of :func:`wsss.maskrcnn.train_maskrcnn` (``train`` in ``conf/maskrcnn/<dataset>.yaml``): iteration-based
+    """Schedule of :func:`wsss.retrain.maskrcnn.train_maskrcnn` (``train`` in ``conf/maskrcnn/<dataset>.yaml``): iteration-based
     SGD (real momentum), linear warm-up then poly decay; ``batch_size`` is global (all GPUs)."""
 
     iterations: int = 20000
@@ -180,7 +180,7 @@ class MaskRCNNTrainSettings:
 
 @dataclass
 class DeepLabModelSettings:
-    """Network and initialisation of :func:`wsss.deeplab.make_deeplab` (``model`` in ``conf/deeplab/<dataset>.yaml``,
+    """Network and initialisation of :func:`wsss.retrain.deeplab.make_deeplab` (``model`` in ``conf/deeplab/<dataset>.yaml``,
     where ``init_from_classifier`` stands for ``init_trunk``)."""
 
     arch: str = "resnet101"
@@ -197,7 +197,7 @@ class DeepLabModelSettings:
 
 @dataclass
 class DeepLabSchedule:
-    """Schedule of :func:`wsss.deeplab.train_deeplab` (``train`` in ``conf/deeplab/<dataset>.yaml``): iteration-based
+    """Schedule of :func:`wsss.retrain.deeplab.train_deeplab` (``train`` in ``conf/deeplab/<dataset>.yaml``): iteration-based
     SGD (real momentum) with poly decay; ``batch_size`` is the global batch (all GPUs)."""
 
     iterations: int = 20000
@@ -220,4 +220,4 @@ class DeepLabSchedule:
 
 @dataclass
 class DeepLabSettings(DeepLabSchedule, DeepLabModelSettings):
-    """Model and schedule of :func:`wsss.deeplab.train_deeplab` (the model's fields first)."""
+    """Model and schedule of :func:`wsss.retrain.deeplab.train_deeplab` (the model's fields first)."""

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from wsss.data.reader import DatasetReader, VOCLayoutReader
 from wsss.errors import WsssError
 from wsss.io import load_json, save_json, save_label_png
 from wsss.metrics import SegmentationScorer
@@ -37,12 +38,12 @@ class LabelStageOutput:
     finding failures), both only when at least one image had ground truth.
     """
 
-    def __init__(self, out_dir: str | Path, dataset, protocol: dict[str, Any]) -> None:
+    def __init__(self, out_dir: str | Path, dataset: DatasetReader, protocol: dict[str, Any]) -> None:
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.dataset = dataset
-        self.protocol = {"split": dataset.split, "gt": getattr(dataset, "gt_folder", "SegmentationClass"),
-                         "ignore_index": 255, **protocol}
+        gt = dataset.gt_folder if isinstance(dataset, VOCLayoutReader) else "SegmentationClass"
+        self.protocol = {"split": dataset.split, "gt": gt, "ignore_index": 255, **protocol}
         self.scorer = SegmentationScorer(dataset.num_classes, dataset.class_names)
         self.per_image: dict[str, float] = {}
 

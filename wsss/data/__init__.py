@@ -1,10 +1,11 @@
 """Dataset readers. :func:`open_dataset` picks the reader from the ``dataset`` config node.
 
-Both readers share one interface (``root``, ``split``, ``ids``, ``len()``,
-``class_names``, ``num_classes``, ``image_path``, ``load_image``,
-``image_size``, ``has_class_mask``, ``load_class_mask``, ``load_object_mask``,
-``instances``, ``has_annotation``, ``load_annotation``, ``image_labels``), so
-stages need not know which one they hold.
+Both readers implement one interface, :class:`wsss.data.reader.DatasetReader` (``root``, ``split``,
+``ids``, ``len()``, ``class_names``, ``num_classes``, ``image_path``, ``load_image``, ``image_size``,
+``has_class_mask``, ``load_class_mask``, ``has_object_mask``, ``load_object_mask``, ``instances``,
+``has_annotation``, ``load_annotation``, ``image_labels``), so stages need not know which one they
+hold; what only one layout has is in :class:`~wsss.data.reader.VOCLayoutReader` and
+:class:`~wsss.data.reader.CocoJsonReader`.
 """
 
 from __future__ import annotations

@@ -31,11 +31,12 @@ import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from wsss.data.classes import VOC_CLASSES, class_id
+from wsss.data.reader import CocoJsonReader, DatasetReader, VOCLayoutReader
 from wsss.data.validate import check_box, check_point_in_image
 from wsss.errors import WsssError
 from wsss.io import load_text
@@ -186,7 +187,7 @@ def read_scribbles(
 
 
 # ------------------------------------------------------------------- boxes
-def read_boxes(dataset: Any, image_id: str) -> list[BoxAnnotation]:
+def read_boxes(dataset: DatasetReader, image_id: str) -> list[BoxAnnotation]:
     """Boxes of one image from the dataset's own annotation (VOC XML or COCO json), validated against the image.
 
     ``dataset`` is a :class:`~wsss.data.voc.VOCDataset` or :class:`~wsss.data.coco.COCODataset`
@@ -195,8 +196,12 @@ def read_boxes(dataset: Any, image_id: str) -> list[BoxAnnotation]:
     """
     annotation = dataset.load_annotation(image_id)
     size = (annotation.height, annotation.width)
-    where = str(dataset.annotation_path(image_id)) if hasattr(dataset, "annotation_path") else str(
-        getattr(dataset, "annotation_file", image_id))
+    if isinstance(dataset, VOCLayoutReader):
+        where = str(dataset.annotation_path(image_id))
+    elif isinstance(dataset, CocoJsonReader):
+        where = str(dataset.annotation_file)
+    else:
+        where = image_id
     boxes = []
     for number, obj in enumerate(annotation.objects, start=1):
         check_box(obj.box, size, where, what=f"object {number} ({obj.name}) box (0-based)")
@@ -205,13 +210,13 @@ def read_boxes(dataset: Any, image_id: str) -> list[BoxAnnotation]:
 
 
 # ------------------------------------------------------------------ facade
-def annotation_path(dataset: Any, folder: str, image_id: str, kind: str) -> Path:
+def annotation_path(dataset: DatasetReader, folder: str, image_id: str, kind: str) -> Path:
     """``<root>/<folder>/<id>.txt`` (points) or ``.xml`` (scribbles, VOC boxes)."""
     suffix = ".txt" if kind == "point" else ".xml"
     return Path(dataset.root) / folder / f"{image_id}{suffix}"
 
 
-def load_weak_annotation(dataset: Any, kind: str, folder: str, image_id: str) -> WeakAnnotation:
+def load_weak_annotation(dataset: DatasetReader, kind: str, folder: str, image_id: str) -> WeakAnnotation:
     """The ``kind`` (``point``, ``scribble`` or ``box``) annotation of ``image_id``, read from ``<root>/<folder>/``.
 
     Boxes come from the dataset reader itself (``folder`` is its annotation folder, already set

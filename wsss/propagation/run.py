@@ -14,10 +14,8 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from wsss.affinity import infer_affinity, load_affinity_net
-from wsss.data.transforms import normalize
+from wsss.affinity.inference import affinity_features, infer_affinity, load_affinity_net
 from wsss.errors import WsssError
 from wsss.propagation.a2gnn import A2GNNParams, a2gnn_propagate
 from wsss.propagation.apro import AProParams, apro_propagate
@@ -25,20 +23,6 @@ from wsss.propagation.catalog import CAM_FREE, PROPAGATORS
 from wsss.propagation.inputs import PropagationInput
 from wsss.propagation.random_walk import RandomWalkParams, cam_at_stride, propagate, upsample_scores
 from wsss.propagation.seeded_walk import SeededWalkParams, seeded_walk
-
-
-@torch.no_grad()
-def affinity_features(model, image: np.ndarray, device: torch.device | str = "cpu", flip: bool = True) -> torch.Tensor:
-    """AffinityNet features ``(1, F, ceil(H/s), ceil(W/s))`` of ``image (H,W,3)`` uint8 (averaged with the h-flip)."""
-    tensor = torch.from_numpy(normalize(image))[None].to(device)
-    stride = model.stride
-    pad_h, pad_w = (-tensor.shape[-2]) % stride, (-tensor.shape[-1]) % stride
-    if pad_h or pad_w:  # the flipped grid of cells must line up with the original one
-        tensor = F.pad(tensor, (0, pad_w, 0, pad_h), mode="replicate")
-    features = model(tensor)
-    if flip:
-        features = 0.5 * (features + model(tensor.flip(-1)).flip(-1))
-    return features
 
 
 def propagation_input(dataset: Any, kind: str, folder: str, image_id: str, image: np.ndarray, seeds: np.ndarray,

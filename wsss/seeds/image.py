@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from wsss.cam import with_background_power
+from wsss.cam.inference import with_background_power
 from wsss.crf import CRFParams, crf_from_labels, crf_from_probs
 
 IGNORE = 255

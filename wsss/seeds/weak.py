@@ -14,6 +14,7 @@ import numpy as np
 
 from wsss.crf import CRFParams
 from wsss.data.annotations import SUPERVISIONS_WITH_FILES, WeakAnnotation, load_weak_annotation
+from wsss.data.reader import DatasetReader
 from wsss.errors import WsssError
 from wsss.seeds.box import BoxSeedParams, box_seeds
 from wsss.seeds.evidence import cam_evidence_seeds
@@ -90,7 +91,7 @@ class WeakSeedBuilder:
             return scribble_seeds(annotation.scribbles, size, self.scribble_width)
         return box_seeds(image, annotation.boxes, self.box, cam_seeds)
 
-    def build(self, dataset: Any, image_id: str, cam: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    def build(self, dataset: DatasetReader, image_id: str, cam: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
         """Read the annotation of ``image_id`` and return its seeds ``(H,W)`` uint8."""
         annotation = load_weak_annotation(dataset, self.kind, self.folder, image_id)
         return self.seeds(dataset.load_image(image_id), annotation, cam)

@@ -1,13 +1,13 @@
 """Retraining an instance segmentation network (Mask R-CNN) on COCO-format instance pseudo-labels, and scoring it.
 
-Training reads the json :mod:`wsss.instances` exports (RLE masks, categories =
-class ids), draws images by :class:`wsss.iterative.BatchSchedule`, flips them
+Training reads the json :mod:`wsss.instances.coco` exports (RLE masks, categories =
+class ids), draws images by :class:`wsss.retrain.iterative.BatchSchedule`, flips them
 horizontally at random (seeded per sample) and lets torchvision's transform pick
 the scale from ``min_size_train``. SGD with real momentum, linear warm-up then
 poly decay, iteration-based with resumable checkpoints.
 
 Evaluation on a split with ground-truth instances: VOC mask mAP_r at IoU 0.5 and
-0.75 and COCO AP (segm and bbox) through :class:`wsss.instances.InstanceScorer`.
+0.75 and COCO AP (segm and bbox) through :class:`wsss.instances.scoring.InstanceScorer`.
 """
 
 from __future__ import annotations
@@ -20,12 +20,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from wsss.data.reader import DatasetReader
 from wsss.errors import WsssError
-from wsss.instances import InstanceScorer, InstanceSet, class_of_category, decode_mask
-from wsss.iterative import BatchSchedule, DistContext, WarmupPolySGD, run_training, sample_rng
-from wsss.models.maskrcnn import MaskRCNNSettings, build_maskrcnn, maskrcnn_parameters, set_inference_size
+from wsss.instances.coco import class_of_category, decode_mask
+from wsss.instances.instance_set import InstanceSet
+from wsss.instances.scoring import InstanceScorer
 from wsss.params import MaskRCNNTrainSettings
 from wsss.progress import Progress
+from wsss.retrain.iterative import BatchSchedule, DistContext, WarmupPolySGD, run_training, sample_rng
+from wsss.retrain.maskrcnn_model import MaskRCNNSettings, build_maskrcnn, maskrcnn_parameters, set_inference_size
 from wsss.training import Checkpointer
 
 
@@ -43,7 +46,7 @@ class InstanceSamples(Dataset):
     Images without instances are kept (negatives).
     """
 
-    def __init__(self, dataset, coco: dict[str, Any], seed: int, flip: bool = True, where: str = "instances json") -> None:
+    def __init__(self, dataset: DatasetReader, coco: dict[str, Any], seed: int, flip: bool = True, where: str = "instances json") -> None:
         self.dataset = dataset
         self.seed = seed
         self.flip = flip
@@ -111,7 +114,7 @@ def collate_pairs(batch):
 
 
 def train_maskrcnn(
-    dataset, coco: dict[str, Any], model_settings: MaskRCNNSettings, settings: MaskRCNNTrainSettings, seed: int,
+    dataset: DatasetReader, coco: dict[str, Any], model_settings: MaskRCNNSettings, settings: MaskRCNNTrainSettings, seed: int,
     device: torch.device, checkpointer: Checkpointer | None = None, ctx: DistContext = DistContext(),
     num_classes: int = 21, where: str = "instances json", on_step=None,
 ) -> tuple[torch.nn.Module, list[dict]]:
@@ -157,7 +160,7 @@ def predict_instances(model: torch.nn.Module, image: np.ndarray, device: torch.d
     return instances, output["boxes"].cpu().numpy()
 
 
-def evaluate_maskrcnn(model: torch.nn.Module, dataset, device: torch.device, min_size_test: int,
+def evaluate_maskrcnn(model: torch.nn.Module, dataset: DatasetReader, device: torch.device, min_size_test: int,
                       mask_threshold: float = 0.5, protocol: dict | None = None) -> tuple[dict | None, InstanceScorer]:
     """Predict every image of ``dataset`` that has ground-truth instances and score them.
 

@@ -1,4 +1,4 @@
-"""Class activation maps: multi-scale + flip inference, normalisation, CAM → label map."""
+"""Class activation maps: the trained classifier, multi-scale + flip inference, normalisation, CAM → label map."""
 
 from __future__ import annotations
 
@@ -9,8 +9,24 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from wsss.cam.classifier import CAMClassifier
 from wsss.data.transforms import normalize
-from wsss.models.classifier import CAMClassifier
+
+
+def load_classifier(classifier_dir, device: torch.device | str = "cpu") -> CAMClassifier:
+    """The trained classifier of a ``train_classifier`` output folder, in eval mode."""
+    from pathlib import Path
+
+    from wsss.errors import WsssError
+
+    path = Path(classifier_dir) / "model.pt"
+    if not path.is_file():
+        raise WsssError(f"{path}: classifier not found (run train_classifier first)")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    backbone = checkpoint["config"]["backbone"]
+    model = CAMClassifier(backbone["arch"], backbone["output_stride"], 20, width=backbone.get("width", 64))
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval().to(device)
 
 
 def stride_size(height: int, width: int, stride: int) -> tuple[int, int]:

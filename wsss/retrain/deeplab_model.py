@@ -18,8 +18,8 @@ import torch
 from torch import nn
 from torchvision.models.segmentation.deeplabv3 import ASPP, DeepLabHead, DeepLabV3
 
+from wsss.backbone import ResNetTrunk
 from wsss.errors import WsssError
-from wsss.models.backbone import ResNetTrunk
 
 
 class TrunkFeatures(nn.Module):

@@ -5,7 +5,7 @@ for the demo): random rescale of image and label, horizontal flip, random crop
 (padding the label with 255), pixel-wise cross-entropy with 255 ignored, SGD
 with real momentum and a poly learning-rate decay (:class:`wsss.training.PolySGD`;
 head learning rate ×``head_lr_mult``), iteration-based with resumable
-checkpoints (:func:`wsss.iterative.run_training`).
+checkpoints (:func:`wsss.retrain.iterative.run_training`).
 
 Inference: softmax averaged over ``scales`` (and the horizontal flip),
 bilinearly resized to the image; optionally refined by a dense CRF
@@ -25,21 +25,22 @@ from torch.utils.data import DataLoader, Dataset
 
 from wsss.crf import CRFParams, crf_from_probs
 from wsss.data.classes import IGNORE_INDEX
+from wsss.data.reader import DatasetReader
 from wsss.data.transforms import normalize, random_crop
 from wsss.data.validate import check_label_values, check_same_size
 from wsss.errors import WsssError
 from wsss.io import load_label_png
-from wsss.iterative import BatchSchedule, DistContext, run_training, sample_rng
-from wsss.models.deeplab import (
+from wsss.params import DeepLabSettings
+from wsss.pipeline import LabelStageOutput
+from wsss.progress import Progress
+from wsss.retrain.deeplab_model import (
     build_deeplab,
     check_trunk_config,
     deeplab_param_groups,
     load_deeplab_checkpoint,
     load_trunk_weights,
 )
-from wsss.params import DeepLabSettings
-from wsss.pipeline import LabelStageOutput
-from wsss.progress import Progress
+from wsss.retrain.iterative import BatchSchedule, DistContext, run_training, sample_rng
 from wsss.training import Checkpointer, PolySGD
 
 
@@ -62,7 +63,7 @@ class PseudoLabelSamples(Dataset):
     colour / 255.
     """
 
-    def __init__(self, dataset, labels_dir: str | Path, crop: int, scale_range: Sequence[float], seed: int,
+    def __init__(self, dataset: DatasetReader, labels_dir: str | Path, crop: int, scale_range: Sequence[float], seed: int,
                  num_classes: int = 21) -> None:
         self.dataset = dataset
         self.ids = list(dataset.ids)
@@ -115,7 +116,7 @@ def make_deeplab(settings: DeepLabSettings, num_classes: int) -> torch.nn.Module
 
 
 def train_deeplab(
-    dataset, labels_dir: str | Path, settings: DeepLabSettings, seed: int, device: torch.device,
+    dataset: DatasetReader, labels_dir: str | Path, settings: DeepLabSettings, seed: int, device: torch.device,
     checkpointer: Checkpointer | None = None, ctx: DistContext = DistContext(), num_classes: int = 21,
     on_step=None,
 ) -> tuple[torch.nn.Module, list[dict]]:
@@ -178,7 +179,7 @@ def predict_probs(model: torch.nn.Module, image: np.ndarray, device: torch.devic
 
 
 def evaluate_deeplab(
-    model: torch.nn.Module, dataset, out_dir: str | Path, device: torch.device,
+    model: torch.nn.Module, dataset: DatasetReader, out_dir: str | Path, device: torch.device,
     scales: Sequence[float] = (1.0,), flip: bool = False, crf: CRFParams | None = None,
     protocol: dict | None = None,
 ) -> dict[str, dict | None]:

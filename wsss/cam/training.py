@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from wsss.cam.classifier import CAMClassifier
+from wsss.data.reader import DatasetReader
 from wsss.data.transforms import normalize, random_crop, resize_long
-from wsss.models.classifier import CAMClassifier
 from wsss.training import Checkpointer, EpochSchedule, train_epochs
 
 
@@ -22,7 +23,7 @@ class ImageLabelDataset(Dataset):
     from ``seed`` and the sample index and epoch, so runs are reproducible.
     """
 
-    def __init__(self, dataset, crop: int, resize_range: tuple[int, int], seed: int) -> None:
+    def __init__(self, dataset: DatasetReader, crop: int, resize_range: tuple[int, int], seed: int) -> None:
         self.dataset = dataset
         self.ids = list(dataset.ids)
         self.crop = crop
@@ -55,7 +56,7 @@ class ClassifierTrainConfig(EpochSchedule):
 
 
 def train_classifier(
-    dataset, settings: ClassifierTrainConfig, seed: int, device: torch.device, checkpointer: Checkpointer | None = None
+    dataset: DatasetReader, settings: ClassifierTrainConfig, seed: int, device: torch.device, checkpointer: Checkpointer | None = None
 ) -> tuple[CAMClassifier, list[dict]]:
     """Train a :class:`CAMClassifier` on ``dataset`` (a reader with ``ids``, ``load_image``, ``image_labels``).
 
@@ -78,18 +79,3 @@ def train_classifier(
     model.eval()
     return model.cpu(), history
 
-
-def load_classifier(classifier_dir, device: torch.device | str = "cpu") -> CAMClassifier:
-    """The trained classifier of a ``train_classifier`` output folder, in eval mode."""
-    from pathlib import Path
-
-    from wsss.errors import WsssError
-
-    path = Path(classifier_dir) / "model.pt"
-    if not path.is_file():
-        raise WsssError(f"{path}: classifier not found (run train_classifier first)")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    backbone = checkpoint["config"]["backbone"]
-    model = CAMClassifier(backbone["arch"], backbone["output_stride"], 20, width=backbone.get("width", 64))
-    model.load_state_dict(checkpoint["state_dict"])
-    return model.eval().to(device)

@@ -1,7 +1,7 @@
 """Benchmark of the CAM-free point / scribble / box pipelines on the real VOC photos of ``shared/realdata``.
 
-    python -m wsss.bench_realdata                       # prints the table, writes results/realdata_bench/
-    python -m wsss.bench_realdata --out results/realdata_bench_try --propagate "propagation.zeta_global=0.03"
+    python -m benchmarks.realdata                       # prints the table, writes results/realdata_bench/
+    python -m benchmarks.realdata --out results/realdata_bench_try --propagate "propagation.zeta_global=0.03"
 
 Images: the PASCAL VOC 2012 photos with *official* class masks (``datum/VOC2012``: 2007_000032,
 2007_000033; ``icevision/VOC2012``: 2007_000063); ``--unofficial`` adds labelme's three VOC photos
@@ -25,9 +25,9 @@ Weak labels, derived deterministically:
 These are written into a temporary VOC-layout root (``Points/``, ``Scribbles/``, the official
 folders linked) and read back through the project's readers.
 
-Pipelines (the stages' code and configs, composed with Hydra as the stages compose them, CAM-free):
-``make_seeds`` (``cam=none``) → ``propagate`` (``propagation=apro cam=none``) → ``refine_crf`` (with the
-weak pipelines' CRF settings, :data:`wsss.weak_dag.WEAK_CRF`, as ``rules/weak.smk`` runs it).
+Pipelines (the stages' code and configs, composed with Hydra as the stages compose them): the CAM-free
+APro recipe, ``conf/recipe/apro_camfree.yaml``: ``make_seeds`` (its seed rule) → ``propagate`` (its
+propagator) → ``refine_crf`` (its CRF kernels), with the overrides the DAG gives those stages.
 Baselines (seeds only): boxes → filled boxes (smaller on top, background outside); points → every
 pixel takes the class of its nearest point; scribbles → of its nearest scribble pixel.
 
@@ -60,6 +60,8 @@ REALDATA = REPO_ROOT.parent / "shared" / "realdata"
 OFFICIAL = (("datum/VOC2012", ("2007_000032", "2007_000033")), ("icevision/VOC2012", ("2007_000063",)))
 UNOFFICIAL = (("labelme/data_dataset_voc", ("2011_000003", "2011_000006", "2011_000025")),)
 SUPERVISIONS = ("box", "scribble", "point")
+#: the recipe benchmarked: CAM-free (no classifier can be trained on a handful of photos)
+RECIPE = "apro_camfree"
 
 
 # ------------------------------------------------------------ derived labels
@@ -186,7 +188,9 @@ def run(out: Path, unofficial: bool = False, min_area: int = 100, seeds_override
     from wsss.seeds.point import nearest_point_labels
     from wsss.seeds.scribble import nearest_seed_labels
     from wsss.seeds.weak import WeakSeedBuilder
-    from wsss.weak_dag import WEAK_CRF
+    from wsss.workflow.recipes import load_recipe
+
+    recipe = load_recipe(RECIPE)
 
     groups = OFFICIAL + (UNOFFICIAL if unofficial else ())
     sources = [(REALDATA / folder, names) for folder, names in groups]
@@ -194,12 +198,13 @@ def run(out: Path, unofficial: bool = False, min_area: int = 100, seeds_override
     with tempfile.TemporaryDirectory(prefix="wsss_realdata_") as tmp:
         root = Path(tmp) / "VOC2012"
         ids = build_root(root, sources, min_area)
-        base = ["dataset=voc", f"dataset.root={root}", "cam=none"]
+        base = ["dataset=voc", f"dataset.root={root}"]
         for kind in SUPERVISIONS:
-            seeds_cfg = compose("make_seeds", base + [f"supervision={kind}", *seeds_overrides])
-            prop_cfg = compose("propagate", base + [f"supervision={kind}", "propagation=apro", *propagate_overrides])
-            crf_cfg = compose("refine_crf", ["dataset=voc", f"dataset.root={root}", f"supervision={kind}", *WEAK_CRF,
-                                             "scores_dir=-", "cam_dir=-", *crf_overrides])
+            seeds_cfg = compose("make_seeds", base + [f"supervision={kind}", f"seeds={recipe.seeds}", *seeds_overrides])
+            prop_cfg = compose("propagate", base + [f"supervision={kind}", *recipe.stage_overrides("propagate"),
+                                                    *propagate_overrides])
+            crf_cfg = compose("refine_crf", base + [f"supervision={kind}", *recipe.stage_overrides("refine_crf"),
+                                                    "scores_dir=-", *crf_overrides])
             record["settings"][kind] = {"make_seeds": OmegaConf.to_container(seeds_cfg[kind]),
                                         "propagation": OmegaConf.to_container(prop_cfg.propagation),
                                         "crf": OmegaConf.to_container(crf_cfg.crf)}
@@ -255,7 +260,7 @@ def table(record: dict) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m wsss.bench_realdata", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.realdata", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(REPO_ROOT / "results" / "realdata_bench"), help="output folder")
     parser.add_argument("--unofficial", action="store_true", help="add labelme's three VOC photos (not official masks)")
     parser.add_argument("--min-area", type=int, default=100, help="smallest component (pixels) that gets a point/scribble")

@@ -1,4 +1,4 @@
-"""Affinity labels from seeds, PSA's affinity loss, and AffinityNet training."""
+"""Affinity labels from seeds, PSA's affinity loss, and AffinityNet training (stage ``train_affinity``)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from wsss.affinity.model import AffinityNet
+from wsss.data.reader import DatasetReader
 from wsss.data.transforms import normalize, random_crop, resize_long
-from wsss.models.affinity import AffinityNet
 from wsss.training import Checkpointer, EpochSchedule, train_epochs
 
 IGNORE = 255
@@ -71,7 +72,7 @@ def affinity_loss(affinity: torch.Tensor, bg_pos: torch.Tensor, fg_pos: torch.Te
 class SeedCropDataset(Dataset):
     """``(image (3,crop,crop), label (crop/s, crop/s) int64)`` samples: seeds downsampled to the feature stride."""
 
-    def __init__(self, dataset, seeds_dir, crop: int, resize_range: tuple[int, int], stride: int, seed: int) -> None:
+    def __init__(self, dataset: DatasetReader, seeds_dir, crop: int, resize_range: tuple[int, int], stride: int, seed: int) -> None:
         from pathlib import Path
 
         self.dataset = dataset
@@ -110,7 +111,7 @@ class AffinityTrainConfig(EpochSchedule):
 
 
 def train_affinity(
-    dataset, seeds_dir, classifier_state: dict | None, settings: AffinityTrainConfig, seed: int,
+    dataset: DatasetReader, seeds_dir, classifier_state: dict | None, settings: AffinityTrainConfig, seed: int,
     device: torch.device, checkpointer: Checkpointer | None = None,
 ) -> tuple[AffinityNet, list[dict]]:
     """Train an :class:`AffinityNet` on pairs drawn from the seed PNGs in ``seeds_dir``.
@@ -141,36 +142,3 @@ def train_affinity(
     model.eval()
     return model.cpu(), history
 
-
-@torch.no_grad()
-def infer_affinity(model: AffinityNet, image: np.ndarray, radius: int, device: torch.device | str = "cpu",
-                   flip: bool = True) -> torch.Tensor:
-    """Affinities ``(1, D, ceil(H/s), ceil(W/s))`` of one ``(H,W,3)`` uint8 image (features averaged with the h-flip)."""
-    from kernels import pair_affinity_from_features
-
-    tensor = torch.from_numpy(normalize(image))[None].to(device)
-    stride = model.stride
-    pad_h, pad_w = (-tensor.shape[-2]) % stride, (-tensor.shape[-1]) % stride
-    if pad_h or pad_w:  # so that the flipped grid of cells lines up with the original one
-        tensor = F.pad(tensor, (0, pad_w, 0, pad_h), mode="replicate")
-    features = model(tensor)
-    if flip:
-        features = 0.5 * (features + model(tensor.flip(-1)).flip(-1))
-    return pair_affinity_from_features(features, radius)
-
-
-def load_affinity_net(affinity_dir, device: torch.device | str = "cpu") -> tuple[AffinityNet, int]:
-    """The trained AffinityNet of a ``train_affinity`` output folder (eval mode) and its pair radius."""
-    from pathlib import Path
-
-    from wsss.errors import WsssError
-
-    path = Path(affinity_dir) / "model.pt"
-    if not path.is_file():
-        raise WsssError(f"{path}: AffinityNet not found (run train_affinity first)")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    model_cfg, backbone = checkpoint["config"]["model"], checkpoint["backbone"]
-    model = AffinityNet(backbone["arch"], backbone["output_stride"], model_cfg["feature_dim"], model_cfg["stride"],
-                        width=backbone["width"])
-    model.load_state_dict(checkpoint["state_dict"])
-    return model.eval().to(device), int(model_cfg["radius"])

@@ -18,10 +18,10 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredic
 from torchvision.models.detection.rpn import RPNHead
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from wsss.backbone import ResNetTrunk
 from wsss.errors import WsssError
-from wsss.models.backbone import ResNetTrunk
-from wsss.models.deeplab import check_trunk_config, load_trunk_weights
 from wsss.params import MaskRCNNSettings
+from wsss.retrain.deeplab_model import check_trunk_config, load_trunk_weights
 
 _TRUNK_STAGES = ["layer4", "layer3", "layer2", "layer1", "stem"]
 

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wsss.models.backbone import ResNetTrunk
+from wsss.backbone import ResNetTrunk
 
 
 class CAMClassifier(nn.Module):
