@@ -77,7 +77,8 @@ class WindowGraph:
     ``bmm`` calls: a few large GEMMs, memory O(N·halo²), never an ``N×N`` matrix.
     """
 
-    def __init__(self, height: int, width: int, radius: int, tile: int = 8) -> None:
+    def __init__(self, height: int, width: int, radius: int, tile: int = 8,
+                 device: torch.device | str = "cpu") -> None:
         self.height, self.width, self.radius, self.tile = height, width, radius, tile
         self.rows, self.cols = math.ceil(height / tile), math.ceil(width / tile)
         self.halo = tile + 2 * radius
@@ -106,6 +107,8 @@ class WindowGraph:
         #: ``(tile², halo²)``: key slot in the query's window / is the query itself
         self.in_window = (dy.abs() <= r) & (dx.abs() <= r)
         self.is_self = (dy == 0) & (dx == 0)
+        for name in ("row_y", "row_x", "inside", "row_of", "halo_rows", "in_window", "is_self"):
+            setattr(self, name, getattr(self, name).to(device))
 
     @property
     def blocks(self) -> int:
@@ -263,11 +266,12 @@ def train_a2gnn(data: PropagationInput, features: torch.Tensor, stride: int, par
 
 def _train(data: PropagationInput, features: torch.Tensor, stride: int, params: A2GNNParams, seed: int) -> torch.Tensor:
     height, width = features.shape[-2:]
+    device = features.device  # the graph, the model and every per-image tensor live where the features are
     torch.manual_seed(seed)
-    graph = WindowGraph(height, width, params.radius)
-    targets = torch.from_numpy(seeds_at_stride(data.seed_channels(), data.channels, stride))[:height, :width]
+    graph = WindowGraph(height, width, params.radius, device=device)
+    targets = torch.from_numpy(seeds_at_stride(data.seed_channels(), data.channels, stride))[:height, :width].to(device)
     allowed = allowed_at_stride(data.allowed, stride)
-    mask = None if allowed is None else torch.from_numpy(allowed[:, :height, :width])
+    mask = None if allowed is None else torch.from_numpy(allowed[:, :height, :width]).to(device)
     if mask is not None:  # a seed can only teach a channel allowed at its node
         index = targets.clamp(min=0)
         targets = torch.where((targets >= 0) & mask.gather(0, index[None])[0], targets, torch.full_like(targets, -1))
@@ -275,12 +279,12 @@ def _train(data: PropagationInput, features: torch.Tensor, stride: int, params: 
     mask_rows = None if mask is None else graph.to_rows(mask.float(), fill=1.0) > 0
     bias = attention_bias(features, params, graph)
     inputs = graph.to_rows(standardise(features))
-    model = A2GNN(features.shape[0], data.channels, params)
+    model = A2GNN(features.shape[0], data.channels, params).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
     kernel = None
     if params.crf_weight > 0:
         kernel = gated_crf_kernel(data.image, stride, height, width, params.crf_radius, params.crf_sigma_xy,
-                                  params.crf_sigma_rgb)
+                                  params.crf_sigma_rgb).to(device)
 
     def masked_logits() -> torch.Tensor:
         logits = model(inputs, bias, graph)
@@ -312,7 +316,7 @@ def cam_walk(data: PropagationInput, affinity: torch.Tensor, stride: int, params
     height, width = data.size
     tensor = torch.from_numpy(np.ascontiguousarray(prior, dtype=np.float32))[None]
     tensor = F.pad(tensor, (0, (-width) % stride, 0, (-height) % stride))
-    values = (F.avg_pool2d(tensor, stride) if stride > 1 else tensor).to(affinity.dtype)
+    values = (F.avg_pool2d(tensor, stride) if stride > 1 else tensor).to(affinity.device, affinity.dtype)
     walked = random_walk(values, affinity, params.rw_radius, params.rw_beta, params.rw_steps)[0]
     return upsample_scores(walked, stride, height, width)
 
@@ -334,8 +338,9 @@ def a2gnn_propagate(data: PropagationInput, features: torch.Tensor, stride: int,
                     affinity: torch.Tensor | None = None, seed: int = 0) -> np.ndarray:
     """A2GNN scores ``(K+1,H,W)`` float32 for one image (module docstring).
 
-    ``features (F,h,w)``: AffinityNet features; ``affinity (1,D,h,w)``: its PSA pair affinities at
-    radius ``rw_radius``, used for the random-walk blend when ``rw_weight > 0`` and CAMs exist.
+    ``features (F,h,w)``: AffinityNet features (the network trains on their device, CPU or CUDA);
+    ``affinity (1,D,h,w)``: its PSA pair affinities at radius ``rw_radius``, used for the random-walk
+    blend when ``rw_weight > 0`` and CAMs exist.
     """
     height, width = data.size
     features, node_stride = pool_features(features, stride, params.graph_stride)

@@ -113,15 +113,16 @@ def _normalised_spread(spread: torch.Tensor, fallback: torch.Tensor) -> torch.Te
     return out
 
 
-def global_pass(q: np.ndarray, w: np.ndarray, image: np.ndarray, params: AProParams) -> torch.Tensor:
-    """Steps 2–3 at stride :func:`global_stride`: ``(K+1,H,W)`` float64 soft labels at full resolution."""
+def global_pass(q: np.ndarray, w: np.ndarray, image: np.ndarray, params: AProParams,
+                device: torch.device | str = "cpu") -> torch.Tensor:
+    """Steps 2–3 at stride :func:`global_stride`: ``(K+1,H,W)`` float64 soft labels at full resolution, on ``device``."""
     from kernels import grid_mst, minimax_propagation, tree_filter
 
     height, width = w.shape
     stride = global_stride(height, width, params.max_side)
-    guide = _pool(normalised_image(image, params.guide_blur), stride)
-    evidence = _pool(torch.from_numpy(np.concatenate([q * w[None], w[None]]))[None], stride)
-    fallback = _pool(torch.from_numpy(q)[None], stride)[0]
+    guide = _pool(normalised_image(image, params.guide_blur).to(device), stride)
+    evidence = _pool(torch.from_numpy(np.concatenate([q * w[None], w[None]]))[None].to(device), stride)
+    fallback = _pool(torch.from_numpy(q)[None].to(device), stride)[0]
     tree = grid_mst(guide)
     s1 = torch.zeros_like(fallback)
     if params.geodesic_weight < 1:
@@ -129,8 +130,8 @@ def global_pass(q: np.ndarray, w: np.ndarray, image: np.ndarray, params: AProPar
         s1 = s1 + (1 - params.geodesic_weight) * _normalised_spread(spread, fallback)
     if params.geodesic_weight > 0:
         rows, cols = guide.shape[-2:]
-        yy, xx = torch.meshgrid(torch.arange(rows, dtype=torch.float64), torch.arange(cols, dtype=torch.float64),
-                                indexing="ij")
+        yy, xx = torch.meshgrid(torch.arange(rows, dtype=torch.float64, device=guide.device),
+                                torch.arange(cols, dtype=torch.float64, device=guide.device), indexing="ij")
         embed = torch.cat([guide / params.geodesic_zeta, (yy / params.geodesic_sigma)[None, None],
                            (xx / params.geodesic_sigma)[None, None]], dim=1)
         spread = tree_filter(evidence, embed, tree)[0].double()
@@ -142,19 +143,20 @@ def global_pass(q: np.ndarray, w: np.ndarray, image: np.ndarray, params: AProPar
     return s1
 
 
-def apro_propagate(data: PropagationInput, params: AProParams = AProParams()) -> np.ndarray:
-    """APro scores ``(K+1,H,W)`` float32 for one image (module docstring)."""
+def apro_propagate(data: PropagationInput, params: AProParams = AProParams(),
+                   device: torch.device | str = "cpu") -> np.ndarray:
+    """APro scores ``(K+1,H,W)`` float32 for one image (module docstring); the kernels run on ``device``."""
     from kernels import local_propagation
 
     q, w = initial_evidence(data, params)
-    s1 = global_pass(q, w, data.image, params)
-    seeded = torch.from_numpy(w >= 1.0)
-    s1[:, seeded] = torch.from_numpy(q)[:, seeded]  # seeds stay what they are
-    mask = None if data.allowed is None else torch.from_numpy(data.allowed.astype(np.float64))[None]
+    s1 = global_pass(q, w, data.image, params, device)
+    seeded = torch.from_numpy(w >= 1.0).to(s1.device)
+    s1[:, seeded] = torch.from_numpy(q).to(s1.device)[:, seeded]  # seeds stay what they are
+    mask = None if data.allowed is None else torch.from_numpy(data.allowed.astype(np.float64))[None].to(s1.device)
     if params.iterations > 0:
-        image = normalised_image(data.image)
+        image = normalised_image(data.image).to(s1.device)
         s1 = local_propagation(s1[None], image, params.kernel_size, params.zeta_local, params.iterations, mask)[0]
-    scores = apply_allowed(s1.float().numpy(), data.allowed)
+    scores = apply_allowed(s1.float().cpu().numpy(), data.allowed)
     if params.sharpen != 1.0:
         scores = apply_allowed(np.power(scores, params.sharpen), data.allowed)
     return scores

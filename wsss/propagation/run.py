@@ -125,7 +125,7 @@ class Propagator:
     def __call__(self, data: PropagationInput) -> np.ndarray:
         """``(K+1,H,W)`` float32 scores of one image."""
         if self.name == "apro":
-            return apro_propagate(data, self.apro)
+            return apro_propagate(data, self.apro, self.device)
         if self.name == "cam_walk":
             return self._walk_cams(data)
         from kernels import pair_affinity_from_features
@@ -135,7 +135,7 @@ class Propagator:
         stride = self.model.stride
         if self.name == "random_walk":
             return seeded_walk(data, affinity, stride, self.walk)
-        return a2gnn_propagate(data, features[0].cpu(), stride, self.a2gnn, affinity, self.seed)
+        return a2gnn_propagate(data, features[0], stride, self.a2gnn, affinity, self.seed)
 
     def _walk_cams(self, data: PropagationInput) -> np.ndarray:
         """PSA/IRN: the CAMs (at the AffinityNet stride) walked on the image's affinities, a background channel added."""
