@@ -22,7 +22,7 @@ from wsss.errors import WsssError
 from wsss.io import load_label_png, save_json, save_label_png
 from wsss.viz.gallery import GallerySettings, build_gallery, metrics_table_html, pick_samples, read_gallery_data
 from wsss.viz.render import colorize, composite, heat_colors, legend_entries, overlay, Tile
-from wsss.viz.stages import discover_label_stages, order_stage_names, stage_input_dirs
+from wsss.viz.stages import discover_label_stages, order_stage_names
 
 ORDER = ["cam", "seeds", "random_walk", "a2gnn", "crf", "pseudolabels"]
 
@@ -60,9 +60,18 @@ def test_discovery_is_generic_and_skips_models_and_the_gallery(tmp_path):
     assert my_tree.metrics is None and my_tree.per_image == {}
     assert stages[-1].metrics["miou"] == pytest.approx(json.loads((run.stages_dir / "pseudolabels" /
                                                                    "metrics.json").read_text())["miou"])
-    inputs = stage_input_dirs(run.results, "minivoc", "image")
-    assert str(run.cam_dir) in inputs and str(run.stages_dir / "affinity") not in inputs
-    assert str(run.stages_dir / "gallery") not in inputs and str(run.stages_dir / "crf") in inputs
+
+
+def test_discovery_takes_named_folders_outside_the_run(tmp_path):
+    """A recipe's gallery: its own folder holds propagate/crf/pseudolabels; the shared seeds live elsewhere."""
+    run = make_synthetic_run(tmp_path, n_images=2)
+    recipe = run.stages_dir / "myrecipe"
+    for name in ("random_walk", "crf", "pseudolabels"):
+        shutil.move(str(run.stages_dir / name), str(recipe / ("propagate" if name == "random_walk" else name)))
+    stages = discover_label_stages(recipe, run.cam_dir, extra={"seeds": run.stages_dir / "seeds",
+                                                               "nothing": tmp_path / "missing"})
+    assert [s.name for s in stages] == ["cam", "seeds", "propagate", "crf", "pseudolabels"]
+    assert stages[1].folder == run.stages_dir / "seeds" and stages[1].metrics is not None
 
 
 def test_discovery_leaves_out_retrained_models_instances_and_other_splits(tmp_path, capsys):
@@ -76,8 +85,6 @@ def test_discovery_leaves_out_retrained_models_instances_and_other_splits(tmp_pa
     assert names == ORDER
     assert "val_walk: left out, scored on split 'val', not 'train'" in capsys.readouterr().out
     assert "val_walk" in [s.name for s in discover_label_stages(run.stages_dir, run.cam_dir)]
-    inputs = stage_input_dirs(run.results, "minivoc", "image")
-    assert not any(p.endswith(("/deeplab", "/boxes_ap")) for p in inputs)  # never retrain a model for a page
 
 
 def test_bad_metrics_is_a_one_line_error_naming_the_file(tmp_path):

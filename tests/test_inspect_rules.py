@@ -1,15 +1,16 @@
-"""rules/inspect.smk: gallery targets for every dataset × supervision, the gallery job and its report."""
+"""rules/inspect.smk: gallery targets for every dataset × supervision × recipe, the gallery job and its report."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
 from tests.synthetic_run import make_synthetic_run
+from wsss.viz.gallery import read_gallery_data
 from wsss.config import REPO_ROOT
 
 
@@ -31,29 +32,29 @@ def test_gallery_targets_exist_for_every_dataset_and_supervision():
 
 @pytest.mark.slow
 def test_gallery_job_and_snakemake_report(tmp_path):
-    """The gallery rule on a synthetic run (its pseudolabels given), then ``snakemake --report``."""
-    make_synthetic_run(tmp_path, n_images=3)
-    (tmp_path / "Snakefile").write_text(textwrap.dedent(f"""
-        import sys
-        from wsss.dag import StageCall, dataset_inputs
-        PY = sys.executable
-        DATASETS = ["minivoc"]
-
-        rule given_pseudolabels:  # the run's stages exist already; nothing to compute
-            output: directory("results/{{dataset}}/{{supervision}}/pseudolabels")
-            shell: "exit 1"
-
-        include: "{REPO_ROOT / 'rules' / 'inspect.smk'}"
-    """))
-    config = ["--config", f"overrides=dataset.root={tmp_path / 'data' / 'minivoc'} report_samples=2"]
-    run = snakemake("minivoc_image_gallery", "--cores", "1", *config, cwd=tmp_path)
-    assert run.returncode == 0, run.stdout + run.stderr
-    gallery = tmp_path / "results" / "minivoc" / "image" / "gallery"
+    """The gallery rule of the real Snakefile on a synthetic run laid out as recipe ``psa`` (only the gallery
+    rule allowed: the run's stages exist already), then ``snakemake --report``."""
+    run = make_synthetic_run(tmp_path, n_images=3)
+    shutil.move(str(run.stages_dir / "seeds"), str(tmp_path / "seeds"))
+    (run.stages_dir / "seeds").mkdir()
+    shutil.move(str(tmp_path / "seeds"), str(run.stages_dir / "seeds" / "default"))
+    for stage, folder in (("random_walk", "propagate"), ("crf", "crf"), ("pseudolabels", "pseudolabels")):
+        shutil.move(str(run.stages_dir / stage), str(run.stages_dir / "psa" / folder))
+    for name in ("Snakefile", "rules", "profiles"):
+        source = REPO_ROOT / name
+        (shutil.copytree if source.is_dir() else shutil.copy2)(source, tmp_path / name)
+    allowed = ["--allowed-rules", "make_gallery", "minivoc_image_gallery"]
+    config = ["--config", "make_gallery=report_samples=2", f"overrides=dataset.root={run.data_root}"]
+    result = snakemake("minivoc_image_gallery", "--cores", "1", *allowed, *config, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    gallery = tmp_path / "results" / "minivoc" / "image" / "psa" / "gallery"
     assert (gallery / "index.html").is_file()
-    log = (tmp_path / "logs" / "minivoc" / "image" / "make_gallery.log").read_text()
+    data = read_gallery_data(gallery / "data.js")
+    assert [stage["name"] for stage in data["stages"]] == ["cam", "seeds", "propagate", "crf", "pseudolabels"]
+    log = (tmp_path / "logs" / "minivoc" / "image" / "psa" / "make_gallery.log").read_text()
     assert "[make_gallery] 3/3 images (100.0%)" in log
 
-    report = snakemake("minivoc_image_gallery", *config, "--report", "report.html", cwd=tmp_path)
+    report = snakemake("minivoc_image_gallery", *allowed, *config, "--report", "report.html", cwd=tmp_path)
     assert report.returncode == 0, report.stdout + report.stderr
     html = (tmp_path / "report.html").read_text()
     assert "metrics.html" in html and html.count("sample_") >= 2

@@ -8,6 +8,7 @@ the built library is copied along.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -16,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
@@ -23,10 +25,12 @@ TINY = [
     'train_classifier=train.epochs=1 train.batch_size=3',
     'make_cam=scales=[1.0]',
     'train_affinity=train.epochs=1 train.batch_size=3',
-    'random_walk=steps=8',
 ]
+#: per recipe: a short walk, a short A2GNN training (written into the copied recipes' ``overrides:``)
+TINY_RECIPES = {"psa": "propagation.steps=8", "irn": "propagation.steps=8", "random_walk": "propagation.steps=8",
+                "a2gnn": "propagation.epochs=2"}
 TARGET = "minivoc_image_pseudolabels"
-STAGES = ["make_minivoc", "train_classifier", "make_cam", "make_seeds", "train_affinity", "random_walk",
+STAGES = ["make_minivoc", "train_classifier", "make_cam", "make_seeds", "train_affinity", "propagate",
           "refine_crf", "export_pseudolabels"]
 
 pytestmark = pytest.mark.slow
@@ -62,6 +66,9 @@ def pipeline(tmp_path_factory, kernels_built) -> Path:
             shutil.copy2(source, workdir / name)
     if (REPO / "rules").is_dir():
         shutil.copytree(REPO / "rules", workdir / "rules", ignore=shutil.ignore_patterns("__pycache__"))
+    for name, override in TINY_RECIPES.items():
+        recipe = workdir / "conf" / "recipe" / f"{name}.yaml"
+        recipe.write_text(recipe.read_text() + f"overrides: {{propagate: [{override}]}}\n")
     result = snakemake(workdir, TARGET)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return workdir
@@ -69,10 +76,10 @@ def pipeline(tmp_path_factory, kernels_built) -> Path:
 
 def test_pipeline_writes_every_stage_with_metrics(pipeline):
     results = pipeline / "results" / "minivoc"
-    for folder in ("cam/labels", "image/seeds", "image/random_walk", "image/crf", "image/pseudolabels"):
+    for folder in ("cam/labels", "image/seeds/default", "image/psa/propagate", "image/psa/crf", "image/psa/pseudolabels"):
         assert (results / folder / "metrics.json").is_file(), folder
-    assert len(list((results / "image" / "pseudolabels").glob("*.png"))) == 6
-    assert (results / "image" / "crf" / ".hydra" / "config.yaml").is_file()
+    assert len(list((results / "image" / "psa" / "pseudolabels").glob("*.png"))) == 6
+    assert (results / "image" / "psa" / "crf" / ".hydra" / "config.yaml").is_file()
     log = (pipeline / "logs" / "minivoc" / "train_classifier.log").read_text()
     assert re.search(r"\d+\.\d+ batches/s", log), log[-500:]
 
@@ -104,7 +111,7 @@ def test_yaml_edit_of_one_stage_reruns_it_and_what_follows(pipeline):
         seeds_conf.write_text(seeds_original.replace("alpha_high: 32.0", "alpha_high: 24.0"))
         try:
             result = snakemake(pipeline, "-n", TARGET)
-            assert planned_rules(result) == {"make_seeds", "train_affinity", "random_walk", "refine_crf",
+            assert planned_rules(result) == {"make_seeds", "train_affinity", "propagate", "refine_crf",
                                              "export_pseudolabels"}
         finally:
             seeds_conf.write_text(seeds_original)
@@ -125,7 +132,7 @@ def test_unknown_snakemake_config_key_fails(pipeline):
 
 
 def test_same_seed_gives_byte_identical_pseudolabels(pipeline):
-    labels = pipeline / "results" / "minivoc" / "image" / "pseudolabels"
+    labels = pipeline / "results" / "minivoc" / "image" / "psa" / "pseudolabels"
     before = digest(labels)
     result = snakemake(pipeline, TARGET, "--forcerun", "train_classifier")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
@@ -171,7 +178,7 @@ def test_voc_target_runs_on_a_voc_layout_folder(pipeline, tmp_path):
              "train.resize_long=[48,64]")
     result = snakemake(pipeline, "voc_image_pseudolabels", extra_config=small)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    labels = pipeline / "results" / "voc" / "image" / "pseudolabels"
+    labels = pipeline / "results" / "voc" / "image" / "psa" / "pseudolabels"
     assert sorted(p.stem for p in labels.glob("*.png")) == [f"2000_{i:06d}" for i in range(4)]
     assert (labels / "metrics.json").is_file()
     again = snakemake(pipeline, "-n", "voc_image_pseudolabels", extra_config=small)
@@ -184,13 +191,13 @@ def test_point_gallery_of_a_real_run_in_headless_chromium(pipeline, tmp_path):
     from tests.test_gallery import _chromium, console_errors, parse_dom, run_chromium
     from wsss.viz.gallery import read_gallery_data
 
-    result = snakemake(pipeline, "minivoc_point_gallery", extra_config=("propagate=propagation.steps=8",))
+    result = snakemake(pipeline, "minivoc_point_gallery")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    out = pipeline / "results" / "minivoc" / "point" / "gallery"
+    out = pipeline / "results" / "minivoc" / "point" / "random_walk" / "gallery"
     data = read_gallery_data(out / "data.js")
     stages = [stage["name"] for stage in data["stages"]]
-    assert stages == ["cam", "seeds", "random_walk", "crf", "pseudolabels"], stages
-    ids = sorted(p.stem for p in (pipeline / "results" / "minivoc" / "point" / "pseudolabels").glob("*.png"))
+    assert stages == ["cam", "seeds", "propagate", "crf", "pseudolabels"], stages
+    ids = sorted(p.stem for p in (pipeline / "results" / "minivoc" / "point" / "random_walk" / "pseudolabels").glob("*.png"))
     assert sorted(image["id"] for image in data["images"]) == ids and len(ids) == 6
     assert all(all(image["has"]) for image in data["images"])
     if _chromium() is None:
@@ -210,3 +217,83 @@ def test_point_gallery_of_a_real_run_in_headless_chromium(pipeline, tmp_path):
         assert len(labels) == 1 + len(stages)  # ground truth + every label stage
         assert [attrs for attrs in images if attrs.get("class") == "heat"]  # the CAMs of the image's tags
         assert all((out / attrs["src"]).is_file() for attrs in images)
+
+
+# ------------------------------------------------------------------ recipes side by side
+def planned_outputs(result: subprocess.CompletedProcess) -> list[str]:
+    """The ``output:`` folders of the jobs a dry run lists."""
+    return re.findall(r"^\s+output: (\S+)", result.stdout, flags=re.M)
+
+
+def test_two_recipes_coexist_and_share_their_common_stages(pipeline):
+    results = pipeline / "results" / "minivoc" / "image"
+    psa_before = digest(results / "psa" / "pseudolabels")
+    plan = snakemake(pipeline, "-n", "minivoc_image_irn_pseudolabels")
+    # IRN's seeds differ from PSA's: new seeds, AffinityNet and the recipe's own stages; classifier and CAMs shared
+    assert planned_rules(plan) == {"make_seeds", "train_affinity", "propagate", "refine_crf", "export_pseudolabels",
+                                   "minivoc_image_irn_pseudolabels"}, plan.stdout[-2000:]
+    result = snakemake(pipeline, "minivoc_image_irn_pseudolabels")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert len(list((results / "irn" / "pseudolabels").glob("*.png"))) == 6
+    assert (results / "seeds" / "irn" / "metrics.json").is_file() and (results / "affinity" / "irn" / "model.pt").is_file()
+    assert digest(results / "psa" / "pseudolabels") == psa_before  # the other recipe's results untouched
+    both = snakemake(pipeline, "-n", "minivoc_image_pseudolabels", "minivoc_image_irn_pseudolabels",
+                     "minivoc_image_psa_pseudolabels")
+    assert planned_rules(both) - {"minivoc_image_irn_pseudolabels", "minivoc_image_psa_pseudolabels"} == set()
+
+
+def test_editing_one_recipe_reruns_only_its_own_stages(pipeline):
+    assert snakemake(pipeline, "minivoc_image_irn_pseudolabels").returncode == 0
+    recipe = pipeline / "conf" / "recipe" / "irn.yaml"
+    original = recipe.read_text()
+    try:
+        recipe.write_text(original.replace("overrides: {", "overrides: {refine_crf: [crf.iterations=4], "))
+        result = snakemake(pipeline, "-n", "-r", "minivoc_image_pseudolabels", "minivoc_image_irn_pseudolabels")
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert planned_rules(result) - {"minivoc_image_irn_pseudolabels"} == {"refine_crf", "export_pseudolabels"}
+        assert all("/image/irn/" in output for output in planned_outputs(result)), planned_outputs(result)
+        assert "params changed" in result.stdout or "Params have changed" in result.stdout
+    finally:
+        recipe.write_text(original)
+
+
+def test_switching_the_default_recipe_reruns_nothing_up_to_date(pipeline):
+    assert snakemake(pipeline, "minivoc_image_irn_pseudolabels").returncode == 0
+    supervision = pipeline / "conf" / "supervision" / "image.yaml"
+    original = supervision.read_text()
+    try:
+        supervision.write_text(original.replace("recipe: psa", "recipe: irn"))
+        result = snakemake(pipeline, "-n", "minivoc_image_pseudolabels", "minivoc_image_psa_pseudolabels")
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert planned_rules(result) - {"minivoc_image_psa_pseudolabels"} == set(), result.stdout[-2000:]
+    finally:
+        supervision.write_text(original)
+
+
+def test_point_compare_runs_every_recipe_and_writes_table_chart_and_page(pipeline):
+    from wsss.viz.gallery import read_gallery_data
+
+    result = snakemake(pipeline, "minivoc_point_compare")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = pipeline / "results" / "minivoc" / "point" / "compare"
+    table = json.loads((out / "table.json").read_text())
+    assert [row["name"] for row in table["recipes"]] == ["a2gnn", "apro", "apro_camfree", "random_walk"]
+    for row in table["recipes"]:
+        assert row["final"]["miou"] is not None and row["stages"][-1]["stage"] == "export_pseudolabels"
+        assert all(stage["seconds"] is not None for stage in row["stages"]), row
+    camfree = next(row for row in table["recipes"] if row["name"] == "apro_camfree")
+    assert [stage["stage"] for stage in camfree["stages"]] == ["make_seeds", "propagate", "refine_crf",
+                                                               "export_pseudolabels"]
+    walk = next(row for row in table["recipes"] if row["name"] == "random_walk")
+    assert next(s for s in walk["stages"] if s["stage"] == "train_affinity")["shared"] == ["a2gnn"]
+    assert "| random_walk |" in (out / "table.md").read_text()
+    with Image.open(out / "chart.png") as chart:
+        assert chart.format == "PNG" and chart.width >= 640
+    data = read_gallery_data(out / "data.js")
+    assert [stage["name"] for stage in data["stages"]] == ["a2gnn", "apro", "apro_camfree", "random_walk"]
+    assert data["pairwise"] is True and len(data["images"]) == 6
+    again = snakemake(pipeline, "-n", "minivoc_point_compare", "minivoc_point_pseudolabels",
+                      *[f"minivoc_point_{name}_pseudolabels" for name in ("a2gnn", "apro", "apro_camfree", "random_walk")])
+    targets = {"minivoc_point_compare", *(f"minivoc_point_{n}_pseudolabels" for n in ("a2gnn", "apro", "apro_camfree",
+                                                                                      "random_walk"))}
+    assert planned_rules(again) - targets == set(), again.stdout[-2000:]

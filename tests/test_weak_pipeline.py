@@ -105,50 +105,50 @@ def commands(result: subprocess.CompletedProcess, stage_name: str) -> list[str]:
 
 @pytest.mark.slow
 def test_dag_default_point_pipeline_walks_the_seeds():
-    result = dry_run("minivoc_point_pseudolabels", "--forcerun", "make_seeds_weak")
+    result = dry_run("minivoc_point_pseudolabels", "--forcerun", "make_seeds")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     jobs = planned(result)
-    assert {"make_seeds_weak", "propagate_random_walk", "refine_crf_weak", "export_pseudolabels"} <= set(jobs)
-    assert "random_walk" not in jobs and "refine_crf" not in jobs and "make_seeds" not in jobs
+    assert {"make_seeds", "train_affinity", "propagate", "refine_crf", "export_pseudolabels"} <= set(jobs)
+    (prop,) = commands(result, "propagate")
+    assert "propagation=random_walk cam=classifier" in prop and "affinity_dir=results/minivoc/point/affinity/default" in prop
     (crf,) = commands(result, "refine_crf")
-    assert "scores_dir=results/minivoc/point/random_walk" in crf and "cam_dir=results/minivoc/point/random_walk" in crf
-    assert "crf.bilateral_sxy=50" in crf
+    assert "crf=a2gnn" in crf and "scores_dir=results/minivoc/point/random_walk/propagate" in crf
+    assert "out_dir=results/minivoc/point/random_walk/crf" in crf
 
 
 @pytest.mark.slow
 def test_dag_cam_free_box_pipeline_needs_no_classifier(tmp_path):
     root = tmp_path / "VOC2012"
     root.mkdir()  # the plan checks that the root exists, nothing more
-    result = dry_run("voc_box_pseudolabels", "--forceall", "--config", f"overrides=dataset.root={root}",
-                     "propagate=propagation=apro cam=none")
+    result = dry_run("voc_box_apro_camfree_pseudolabels", "--forceall", "--config", f"overrides=dataset.root={root}")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     jobs = planned(result)
-    assert {"make_seeds_weak", "propagate", "refine_crf_weak", "export_pseudolabels"} <= set(jobs)
+    assert {"make_seeds", "propagate", "refine_crf", "export_pseudolabels"} <= set(jobs)
     assert not {"train_classifier", "make_cam", "train_affinity"} & set(jobs)
     (seeds,) = commands(result, "make_seeds")
-    assert "cam=none" in seeds and "cam_dir=" not in seeds
+    assert "seeds=camfree" in seeds and "cam_dir=" not in seeds and "out_dir=results/voc/box/seeds/camfree" in seeds
     (prop,) = commands(result, "propagate")
-    assert "out_dir=results/voc/box/apro" in prop and prop.rstrip().split(" > ")[0].split()[-2] == "propagation=apro"
+    assert "out_dir=results/voc/box/apro_camfree/propagate" in prop and "propagation=apro cam=none" in prop
+    assert "cam_dir=" not in prop and "affinity_dir=" not in prop
 
 
-def test_fingerprints_follow_the_chosen_propagator_and_leave_the_image_pipeline_alone():
-    from wsss.dag import StageCall
-    from wsss.weak_dag import WEAK_CRF, WeakStageCall, chosen_propagator_dir
+def test_fingerprints_follow_the_recipe_and_leave_other_recipes_alone():
+    from wsss.workflow.plan import Plan
+    from wsss.workflow.rules import StageRule
+    from wsss.workflow import layout
+
+    crf = StageRule("refine_crf", layout.recipe_folder("{recipe}", "crf"), scope=layout.RECIPE_SCOPE,
+                    inputs={"scores_dir": layout.recipe_folder("{recipe}", "propagate")})
+    plain, tuned = Plan({}), Plan({"refine_crf": "crf.iterations=3"})
+    walk = {"dataset": "minivoc", "supervision": "point", "recipe": "random_walk"}
+    apro = {**walk, "recipe": "apro"}
+    image = {"dataset": "minivoc", "supervision": "image", "recipe": "psa"}
 
     class wildcards(dict):  # what the rules' functions use of Snakemake's wildcards: items() and [key]
-        def __init__(self, **values):
-            super().__init__(values)
+        pass
 
-    def crf_call(config):
-        return WeakStageCall("refine_crf", config, before=lambda w: list(WEAK_CRF),
-                             identity=lambda w: [f"scores_dir={chosen_propagator_dir(config)(w)}"],
-                             scores_dir="scores", cam_dir="scores")
-
-    point = wildcards(dataset="minivoc", supervision="point")
-    walk, apro = {}, {"propagate": "propagation=apro"}
-    assert chosen_propagator_dir(walk)(point) == "results/minivoc/point/random_walk"
-    assert chosen_propagator_dir(apro)(point) == "results/minivoc/point/apro"
-    assert crf_call(walk).fingerprint(point) != crf_call(apro).fingerprint(point)
-    image = wildcards(dataset="minivoc", supervision="image")
-    plain = StageCall("refine_crf", walk).fingerprint(image)
-    assert plain == StageCall("refine_crf", apro).fingerprint(image)
+    fingerprint = lambda plan, values: crf.fingerprint(plan)(wildcards(values))  # noqa: E731
+    assert fingerprint(plain, walk) != fingerprint(plain, apro)  # their own folders
+    assert fingerprint(plain, walk) != fingerprint(plain, image)  # other kernels (crf=a2gnn vs the dataset's)
+    assert fingerprint(plain, image) != fingerprint(tuned, image)  # the user's per-stage override
+    assert "crf=a2gnn" in crf.hydra(plain)(wildcards(walk)) and "crf=" not in crf.hydra(plain)(wildcards(image))

@@ -2,13 +2,13 @@
 
 A *label stage* is any artifact folder that holds per-image label maps
 (``<id>.png``, VOC palette) and/or a ``metrics.json`` (DESIGN §4), with the
-optional ``per_image.json`` (``{id: mIoU %}``) beside them. For a run
-``results/<dataset>/<supervision>/`` they are:
+optional ``per_image.json`` (``{id: mIoU %}``) beside them. For a run folder
+(a recipe's ``results/<dataset>/<supervision>/<recipe>/``) they are:
 
 * ``results/<dataset>/cam/labels`` — the CAM argmax labels, named ``cam``;
-* every sub-folder of ``results/<dataset>/<supervision>/`` that is a label
-  folder (``seeds``, ``random_walk``, ``crf``, ``pseudolabels``, and whatever
-  other propagators add: ``a2gnn``, ``apro``, ``tree`` …), named by its folder.
+* named folders outside the run given as ``extra`` (the recipe's shared ``seeds``);
+* every sub-folder of the run folder that is a label folder (``propagate``,
+  ``crf``, ``pseudolabels``, and whatever else a stage adds), named by its folder.
 
 Model folders (``affinity``, ``classifier``) hold neither and are skipped, as
 are folders whose ``metrics.json`` is not a semantic record (no ``miou``, e.g.
@@ -33,7 +33,8 @@ from wsss.errors import WsssError
 from wsss.io import load_json
 
 #: default display order; ``*`` = every discovered stage not named here (alphabetically)
-DEFAULT_ORDER: tuple[str, ...] = ("cam", "seeds", "propagate", "*", "crf", "pseudolabels")
+DEFAULT_ORDER: tuple[str, ...] = ("cam", "seeds", "propagate", "random_walk", "a2gnn", "apro", "tree", "*", "crf",
+                                  "pseudolabels")
 #: folders that never are label stages
 DEFAULT_EXCLUDE: tuple[str, ...] = ("gallery", "deeplab", "maskrcnn", "instances")
 CAM_STAGE = "cam"
@@ -160,18 +161,6 @@ def discover_label_stages(stages_dir: str | Path, cam_dir: str | Path | None = N
             continue
         stages.append(LabelStage(name, folder, metrics, load_per_image(folder / "per_image.json")))
     return stages
-
-
-def stage_input_dirs(results: str | Path, dataset: str, supervision: str,
-                     exclude: Iterable[str] = DEFAULT_EXCLUDE) -> list[str]:
-    """Folders a gallery of ``results/<dataset>/<supervision>`` reads that exist now (for Snakemake ``input:``).
-
-    The CAM folder is given as ``results/<dataset>/cam`` (the ``make_cam`` output), not its ``labels/``.
-    """
-    results = Path(results)
-    folders = candidate_folders(results / dataset / supervision, results / dataset / "cam", exclude)
-    return sorted(str(results / dataset / "cam") if name == CAM_STAGE else str(path)
-                  for name, path in folders.items())
 
 
 def metrics_summary(record: Mapping[str, Any] | None) -> dict[str, Any] | None:
