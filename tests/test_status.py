@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 from wsss.errors import WsssError
-from wsss.status import collect, format_states, parse_rulegraph, parse_summary, resolve_target
+from wsss.workflow.status import collect, format_states, parse_rulegraph, parse_summary, resolve_target
 
 WORKFLOW = textwrap.dedent("""
     rule all:
@@ -36,6 +36,8 @@ def test_resolve_target():
     assert resolve_target(["minivoc_image_pseudolabels"]) == "minivoc_image_pseudolabels"
     assert resolve_target(["voc", "box"]) == "voc_box_pseudolabels"
     assert resolve_target(["minivoc", "image", "gallery"]) == "minivoc_image_gallery"
+    assert resolve_target(["minivoc", "point", "apro_camfree"]) == "minivoc_point_apro_camfree_pseudolabels"
+    assert resolve_target(["minivoc", "point", "a2gnn", "deeplab"]) == "minivoc_point_a2gnn_deeplab"
     with pytest.raises(WsssError, match="give a target"):
         resolve_target(["a", "b", "c", "d"])
 
@@ -75,7 +77,7 @@ def test_done_stale_missing_from_snakemake(tmp_path):
 
 @pytest.mark.slow
 def test_status_cli_reports_snakemake_errors_on_one_line(tmp_path):
-    from wsss.status import main
+    from wsss.workflow.status import main
 
     (tmp_path / "Snakefile").write_text(WORKFLOW)
     assert main(["no_such_target"], cwd=tmp_path) == 1

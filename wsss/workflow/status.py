@@ -34,7 +34,7 @@ _STATUS_NOTES = {
     "set of input files changed": "its set of inputs changed",
     "params changed": "its config or code changed (params fingerprint)",
 }
-_KNOWN_PRODUCTS = ("pseudolabels", "gallery", "deeplab", "maskrcnn")
+_KNOWN_PRODUCTS = ("pseudolabels", "gallery", "deeplab", "maskrcnn", "compare")
 
 
 @dataclass
@@ -51,15 +51,20 @@ class StageState:
 
 def resolve_target(words: Sequence[str]) -> str:
     """``["minivoc_image_pseudolabels"]`` as is; ``["minivoc", "image"]`` → ``minivoc_image_pseudolabels``;
-    ``["minivoc", "image", "gallery"]`` → ``minivoc_image_gallery``."""
+    ``["minivoc", "image", "gallery"]`` → ``minivoc_image_gallery``; a third word that is no product is a
+    recipe: ``["minivoc", "point", "a2gnn"]`` → ``minivoc_point_a2gnn_pseudolabels``, and
+    ``["minivoc", "point", "a2gnn", "gallery"]`` → ``minivoc_point_a2gnn_gallery``."""
     if len(words) == 1:
         return words[0]
     if len(words) == 2:
         return f"{words[0]}_{words[1]}_pseudolabels"
     if len(words) == 3:
-        return f"{words[0]}_{words[1]}_{words[2]}"
+        last = words[2] if words[2] in _KNOWN_PRODUCTS else f"{words[2]}_pseudolabels"
+        return f"{words[0]}_{words[1]}_{last}"
+    if len(words) == 4 and words[3] in _KNOWN_PRODUCTS:
+        return "_".join(words)
     raise WsssError("status: give a target (minivoc_image_pseudolabels) or a dataset and a supervision "
-                    f"(minivoc image [{'|'.join(_KNOWN_PRODUCTS)}])")
+                    f"(minivoc image [recipe] [{'|'.join(_KNOWN_PRODUCTS)}])")
 
 
 def snakemake_command(args: Sequence[str]) -> list[str]:
@@ -197,7 +202,7 @@ def main(argv: Sequence[str] | None = None, cwd: str | Path | None = None) -> in
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
         print(__doc__.split("\n\n")[0] + "\n\nusage: python -m stages.status minivoc_image_pseudolabels "
-              "[--config KEY=VALUE …]\n       python -m stages.status minivoc image [pseudolabels|gallery]")
+              "[--config KEY=VALUE …]\n       python -m stages.status minivoc point [a2gnn] [pseudolabels|gallery|deeplab|maskrcnn]")
         return 0 if args else 2
     split = next((i for i, a in enumerate(args) if a.startswith("-")), len(args))
     words, extra = args[:split], args[split:]
