@@ -281,3 +281,40 @@ def test_every_propagator_handles_an_image_without_objects(kernels_built):
     assert (data.label(seeded_walk(data, affinity, 1, SeededWalkParams(radius=3, steps=8))) == 0).all()
     scores = A.a2gnn_propagate(data, torch.randn(4, 6, 8), 4, A.A2GNNParams(hidden=8, epochs=2, radius=1))
     assert scores.shape == (1, 24, 32) and (data.label(scores) == 0).all()
+
+
+class _Reached(Exception):
+    """Raised by a spy once it has seen where its inputs live."""
+
+
+def test_apro_runs_its_kernels_on_the_propagators_device(monkeypatch):
+    """``device`` reaches the compiled ops: the MST is built from a guide on the requested device (``meta``:
+    a device that holds no data, so nothing can silently stay on the CPU)."""
+    import kernels
+
+    seen = {}
+
+    def spy(guide, *args, **kwargs):
+        seen["device"] = guide.device
+        raise _Reached
+
+    monkeypatch.setattr(kernels, "grid_mst", spy)
+    propagator = Propagator({"name": "apro"}, "point", cam=False, affinity_dir=None, device="meta")
+    data = PropagationInput(two_regions(), np.array([12]), one_seed_each())
+    with pytest.raises(_Reached):
+        propagator(data)
+    assert seen["device"].type == "meta"
+
+
+def test_a2gnn_trains_where_its_features_are(monkeypatch):
+    seen = {}
+
+    def spy(features, params, graph):
+        seen.update(features=features.device, graph=graph.halo_rows.device, window=graph.in_window.device)
+        raise _Reached
+
+    monkeypatch.setattr(A, "attention_bias", spy)
+    data = PropagationInput(two_regions(), np.array([12]), one_seed_each())
+    with pytest.raises(_Reached):
+        A.a2gnn_propagate(data, torch.zeros(4, 6, 8, device="meta"), 4, A.A2GNNParams(hidden=8, epochs=1, radius=1))
+    assert {device.type for device in seen.values()} == {"meta"}
