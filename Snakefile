@@ -34,7 +34,7 @@ include: "rules/retrain.smk"
 include: "rules/inspect.smk"
 include: "rules/targets.smk"
 
-# The shell line is one literal for every stage ({rule} is the stage's module): Snakemake evaluates a
+# The shell line is one literal for every stage, all that differs is in params: Snakemake evaluates a
 # rule's shell expression when the job runs, after this loop has moved on.
 for stage in STAGES:
     rule:
@@ -45,8 +45,10 @@ for stage in STAGES:
         benchmark: stage.benchmark
         threads: workflow.cores if stage.cores else 1
         resources: **stage.resources()
+        conda: "rules/envs/wsss.yaml"
         params:
             launcher=stage.launch(),
+            module=f"stages.{stage.name}",
             hydra=stage.hydra(plan),
             fingerprint=stage.fingerprint(plan),
-        shell: "{params.launcher} -m stages.{rule} {params.hydra} num_threads={threads} > {log} 2>&1"
+        shell: "{params.launcher} -m {params.module} {params.hydra} num_threads={threads} > {log} 2>&1"

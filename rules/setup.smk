@@ -13,7 +13,9 @@ rule build_kernels:
     output: "kernels/_build/built.txt"
     log: "logs/build_kernels.log"
     benchmark: "logs/build_kernels.benchmark.tsv"
-    shell: "{PY} -m kernels.build --stamp {output} > {log} 2>&1"
+    conda: "envs/wsss.yaml"
+    params: python=PY
+    shell: "{params.python} -m kernels.build --stamp {output} > {log} 2>&1"
 
 
 STAGES += [
