@@ -15,7 +15,7 @@ from wsss.workflow.rules import StageRule
 
 STAGES += [
     # a. multi-label classifier (its 1x1 head gives the CAMs)
-    StageRule("train_classifier", layout.CLASSIFIER, scope=layout.DATASET_SCOPE),
+    StageRule("train_classifier", layout.CLASSIFIER, scope=layout.DATASET_SCOPE, work=True),
     # b. multi-scale + flip CAMs, full resolution and stride 4
     StageRule("make_cam", layout.CAM, scope=layout.DATASET_SCOPE, inputs={"classifier_dir": layout.CLASSIFIER}),
     # c. seeds of the supervision by the seed rule conf/seeds/<seeds>.yaml (PSA's CRF rule, IRN's thresholds,

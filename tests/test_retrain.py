@@ -117,10 +117,10 @@ def test_trunk_from_classifier_and_torchvision_deeplab_layout(tmp_path):
 def test_configs_compose_per_dataset():
     demo = compose("train_deeplab")
     assert demo.model.arch == "resnet10" and demo.model.width == 32 and demo.model.init_from_classifier
-    assert demo.out_dir == "results/minivoc/image/deeplab" and demo.work_dir == "results/minivoc/.work/image/deeplab"
+    assert demo.out_dir == "results/minivoc/image/psa/deeplab" and demo.work_dir == "results/.work/minivoc/image/psa/deeplab"
     real = compose("train_deeplab", ["dataset=voc", "dataset.root=/data/VOC2012", "supervision=box"])
     assert real.model.arch == "resnet101" and real.crf.bilateral_sxy == 67.0
-    assert real.labels_dir == "results/voc/box/pseudolabels"
+    assert real.labels_dir == "results/voc/box/random_walk/pseudolabels"  # the supervision's default recipe
     mrcnn = compose("train_maskrcnn", ["dataset=voc", "dataset.root=/data/VOC2012"])
     assert mrcnn.model.arch == "resnet50" and mrcnn.model.fpn_channels == 256
     with pytest.raises(WsssError, match="no_such_key"):

@@ -49,16 +49,16 @@ def tiny(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("kind", ["box", "scribble", "point"])
 def test_cam_free_chain_make_seeds_propagate_refine_crf(tiny, tmp_path, kind, kernels_built):
     common = ["dataset=voc", f"dataset.root={tiny}", f"supervision={kind}", f"paths.results={tmp_path}", "num_threads=1"]
-    seeds = stage("make_seeds", *common, "cam=none")
-    assert seeds.returncode == 0, seeds.stderr[-2000:]
-    prop = stage("propagate", *common, "cam=none", "propagation=apro")
-    assert prop.returncode == 0, prop.stderr[-2000:]
     out = tmp_path / "voc" / kind
+    seeds = stage("make_seeds", *common, "seeds=camfree", f"out_dir={out / 'seeds'}")
+    assert seeds.returncode == 0, seeds.stderr[-2000:]
+    prop = stage("propagate", *common, "cam=none", "propagation=apro", f"seeds_dir={out / 'seeds'}",
+                 f"out_dir={out / 'apro'}")
+    assert prop.returncode == 0, prop.stderr[-2000:]
     keys = json.loads((out / "apro" / "keys.json").read_text())
     assert set(keys) == {"2000_000000", "2000_000001"} and all(keys.values())
     assert (out / "apro" / "scores" / "2000_000000.npy").is_file()
-    crf = stage("refine_crf", *common, f"scores_dir={out / 'apro'}", f"cam_dir={out / 'apro'}",
-                "crf.gaussian_sxy=2", "crf.bilateral_sxy=50", "crf.bilateral_srgb=5")
+    crf = stage("refine_crf", *common, f"scores_dir={out / 'apro'}", "crf=a2gnn", f"out_dir={out / 'crf'}")
     assert crf.returncode == 0, crf.stderr[-2000:]
     metrics = json.loads((out / "crf" / "metrics.json").read_text())
     assert metrics["n_images"] == 2 and metrics["miou"] > 50

@@ -221,3 +221,25 @@ class DeepLabSchedule:
 @dataclass
 class DeepLabSettings(DeepLabSchedule, DeepLabModelSettings):
     """Model and schedule of :func:`wsss.retrain.deeplab.train_deeplab` (the model's fields first)."""
+
+
+@dataclass(frozen=True)
+class GallerySettings:
+    """How a gallery is drawn (:func:`wsss.viz.gallery.build_gallery`; ``conf/make_gallery.yaml``, ``conf/compare.yaml``)."""
+
+    #: longest side of a thumbnail in pixels
+    thumb_size: int = 160
+    jpeg_quality: int = 85
+    #: images per page (the page's "per page" control changes it)
+    page_size: int = 50
+    #: CAM heat maps per image at most (strongest classes first)
+    max_cams: int = 4
+    #: 0 = every image of the split
+    max_images: int = 0
+    #: sample figures for the Snakemake report (worst to best final IoU)
+    report_samples: int = 6
+    #: tile size of a report figure
+    report_tile: int = 192
+    title: str = "wsss gallery"
+    #: offer "A − B" sort keys for every pair of stages, not only consecutive ones (the recipe comparison)
+    pairwise: bool = False

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from wsss.schemas.common import SupervisedStageConfig
+from wsss.params import GallerySettings
+from wsss.schemas.common import SupervisedStageConfig, config_fields
 
 
 @dataclass
-class GalleryConfig(SupervisedStageConfig):
+class _GalleryStage(SupervisedStageConfig):
     """The inspection gallery of one recipe's run (``results/<dataset>/<supervision>/<recipe>``)."""
 
     #: the split whose images are shown (the split the label stages labelled)
@@ -27,19 +29,13 @@ class GalleryConfig(SupervisedStageConfig):
     #: sub-folders of ``stages_dir`` never shown (the gallery's own folder always is excluded); by default
     #: the models retrained from the pseudo-labels (their folders also hold metrics.json)
     exclude: list[str] = field(default_factory=lambda: ["gallery", "deeplab", "maskrcnn", "instances"])
-    #: longest side of a thumbnail in pixels
-    thumb_size: int = 160
-    jpeg_quality: int = 85
-    #: images per page (the page's "per page" control changes it)
-    page_size: int = 50
-    #: CAM heat maps per image at most (strongest classes first)
-    max_cams: int = 4
-    #: 0 = every image of the split
-    max_images: int = 0
-    #: sample figures for the Snakemake report (worst to best final IoU)
-    report_samples: int = 6
-    #: tile size of a report figure
-    report_tile: int = 192
 
+
+#: the stage's keys, then how the page is drawn (:class:`wsss.params.GallerySettings`, its title set by the stage)
+GalleryConfig = dataclasses.make_dataclass(
+    "GalleryConfig", [(name, kind, value if isinstance(value, dataclasses.Field) else field(default=value))
+                      for name, kind, value in config_fields(GallerySettings, drop={"title", "pairwise"})],
+    bases=(_GalleryStage,), namespace={"__doc__": _GalleryStage.__doc__})
+GalleryConfig.__module__ = __name__
 
 ConfigStore.instance().store(group="schema", name="make_gallery", node=GalleryConfig, package="_global_")

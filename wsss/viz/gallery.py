@@ -25,7 +25,6 @@ import html
 import json
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -37,28 +36,13 @@ from wsss.metrics import SegmentationScorer
 from wsss.progress import Progress
 from wsss.viz.render import (Tile, composite, fit_size, heat_overlay, legend_entries, overlay, resize_image,
                              resize_score, save_jpeg, save_label_thumbnail, save_png)
+from wsss.params import GallerySettings
 from wsss.viz.stages import LabelStage, metrics_summary
 
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 #: files copied from :data:`ASSETS_DIR` into every gallery (index.html is rendered from its template)
 ASSET_FILES: tuple[str, ...] = ("gallery.css", "gallery.js")
 DATA_PREFIX = "window.WSSS_GALLERY = "
-
-
-@dataclass(frozen=True)
-class GallerySettings:
-    """How a gallery is drawn (see ``conf/make_gallery.yaml``)."""
-
-    thumb_size: int = 160
-    jpeg_quality: int = 85
-    page_size: int = 50
-    max_cams: int = 4
-    max_images: int = 0
-    report_samples: int = 6
-    report_tile: int = 192
-    title: str = "wsss gallery"
-    #: offer "A − B" sort keys for every pair of stages, not only consecutive ones (the recipe comparison)
-    pairwise: bool = False
 
 
 def asset_files() -> list[str]:
