@@ -4,7 +4,7 @@
 #   snakemake minivoc_point_pseudolabels                 # points, their default recipe (random_walk)
 #   snakemake minivoc_point_a2gnn_pseudolabels           # one recipe; also _gallery, _deeplab, _maskrcnn
 #   snakemake minivoc_point_compare                      # every recipe for points, side by side
-#   snakemake -n -r minivoc_image_pseudolabels           # what would run, and why
+#   snakemake -n minivoc_image_pseudolabels              # what would run, and why (each job's reason)
 #   snakemake minivoc_image_pseudolabels --config refine_crf="crf.iterations=5"   # one stage's override
 #   snakemake voc_image_pseudolabels --config overrides="dataset.root=/data/VOC2012"
 #

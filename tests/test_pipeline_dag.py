@@ -258,7 +258,7 @@ def edited(path: Path, old: str, new: str):
 def test_editing_one_recipe_reruns_only_its_own_stages(pipeline):
     assert snakemake(pipeline, "minivoc_image_irn_pseudolabels").returncode == 0
     with edited(pipeline / "conf" / "recipe" / "irn.yaml", "overrides: {", "overrides: {refine_crf: [crf.iterations=4], "):
-        result = snakemake(pipeline, "-n", "-r", "minivoc_image_pseudolabels", "minivoc_image_irn_pseudolabels")
+        result = snakemake(pipeline, "-n", "minivoc_image_pseudolabels", "minivoc_image_irn_pseudolabels")
     assert result.returncode == 0, result.stderr[-2000:]
     assert planned_rules(result) - {"minivoc_image_irn_pseudolabels"} == {"refine_crf", "export_pseudolabels"}
     assert all("/image/irn/" in output for output in planned_outputs(result)), planned_outputs(result)

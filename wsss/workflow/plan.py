@@ -153,7 +153,7 @@ class Plan:
             raise exit_on_config_error(error) from None
         if not resolve_root(dataset.root).is_dir():
             raise SystemExit(f"error: dataset.root={dataset.root}: dataset root not found (dataset '{dataset.name}'; "
-                             f'set it with --config overrides="dataset.root=..."')
+                             f'set it with --config overrides="dataset.root=...")')
 
     # ------------------------------------------------------------------ overrides
     def user_overrides(self, stage: str) -> list[str]:
