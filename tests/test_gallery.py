@@ -221,7 +221,8 @@ def test_make_gallery_stage_command(tmp_path):
     out = tmp_path / "out" / "gallery"
     log = tmp_path / "make_gallery.log"
     command = [sys.executable, "-m", "stages.make_gallery", f"dataset.root={run.data_root}",
-               f"paths.results={run.results}", f"out_dir={out}", "thumb_size=48", "report_samples=2"]
+               f"paths.results={run.results}", f"stages_dir={run.stages_dir}", f"out_dir={out}", "thumb_size=48",
+               "report_samples=2"]
     with open(log, "w") as handle:
         result = subprocess.run(command, cwd=REPO_ROOT, stdout=handle, stderr=subprocess.STDOUT, timeout=120)
     text = log.read_text()
@@ -230,7 +231,7 @@ def test_make_gallery_stage_command(tmp_path):
     assert [s["name"] for s in read_gallery_data(out / "data.js")["stages"]] == ORDER
     assert re.search(r"^\[make_gallery\] 3/3 images \(100\.0%\) [\d.]+ images/s", text, re.M)
     # a typo'd stage folder is a one-line error
-    bad = subprocess.run([*command[:4], "stages_dir=/nonexistent/run", f"out_dir={tmp_path / 'bad'}"],
+    bad = subprocess.run([*command[:5], "stages_dir=/nonexistent/run", f"out_dir={tmp_path / 'bad'}"],
                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1].startswith("error: /nonexistent/run")
 

@@ -10,6 +10,7 @@ from omegaconf import MISSING
 
 from wsss.params import GallerySettings
 from wsss.schemas.common import SupervisedStageConfig, config_fields
+from wsss.viz.stages import DEFAULT_ORDER
 
 
 @dataclass
@@ -25,7 +26,7 @@ class _GalleryStage(SupervisedStageConfig):
     #: the run folder whose label sub-folders (propagate, crf, pseudolabels …) are shown
     stages_dir: str = MISSING
     #: display order of stages; ``"*"`` = every discovered stage not listed, alphabetically
-    stage_order: list[str] = field(default_factory=lambda: ["cam", "seeds", "propagate", "*", "crf", "pseudolabels"])
+    stage_order: list[str] = field(default_factory=lambda: list(DEFAULT_ORDER))
     #: sub-folders of ``stages_dir`` never shown (the gallery's own folder always is excluded); by default
     #: the models retrained from the pseudo-labels (their folders also hold metrics.json)
     exclude: list[str] = field(default_factory=lambda: ["gallery", "deeplab", "maskrcnn", "instances"])
