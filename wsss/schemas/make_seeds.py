@@ -27,6 +27,17 @@ class ImageSeedsConfig:
 
 
 @dataclass
+class GeodesicSeedsConfig:
+    """Geodesic evidence of the point seeds (wsss.seeds.geodesic): the clicks against the image border."""
+
+    enabled: bool = True
+    margin: float = 0.3
+    border_guard: float = 0.3
+    blur: float = 1.0
+    step: float = 1e-3
+
+
+@dataclass
 class PointSeedsConfig:
     """Points (wsss.seeds.point): discs of ``radius`` px, fused with CAM evidence of the named classes."""
 
@@ -37,6 +48,8 @@ class PointSeedsConfig:
     cam_fusion: bool = True
     #: keep a CAM region of class c only within this many px of a point of class c (null: keep all)
     max_gap: Optional[float] = 16.0
+    #: unknown pixels labelled by geodesic competition of the clicks and the image border (background)
+    geodesic: GeodesicSeedsConfig = field(default_factory=GeodesicSeedsConfig)
 
 
 @dataclass

@@ -11,10 +11,15 @@ our rule, stated exactly):
    (8-neighbour) region of confident class ``c`` is kept only when a point of class ``c`` lies within
    ``max_gap`` px of it (``max_gap=None`` keeps every region), so CAM blobs of a named class far from
    every click of that class are dropped; everything else is 255.
-3. The discs are painted last: a click is certain and overrides the CAM.
+3. *Geodesic evidence* (optional, ``geodesic``): pixels still unknown take the label of
+   :func:`wsss.seeds.geodesic.geodesic_competition` where it decides — the clicks against the image
+   border, so background seeds exist even where the CAM lights up the background or there is no CAM
+   and no background click.
+4. The discs are painted last: a click is certain and overrides the CAM.
 
-Without CAM evidence the seeds are the discs alone (background only from background points, class
-index -1); the propagators then supply the background (see :mod:`wsss.propagation.apro`).
+Without CAM evidence and geodesic evidence the seeds are the discs alone (background only from
+background points, class index -1); the propagators then supply the background (see
+:mod:`wsss.propagation.apro`).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import numpy as np
 from scipy import ndimage
 
 from wsss.data.annotations import PointAnnotation
+from wsss.seeds.geodesic import GeodesicParams, geodesic_competition
 
 IGNORE = 255
 
@@ -66,15 +72,31 @@ def point_discs(points: Sequence[PointAnnotation], size: tuple[int, int], radius
 def point_seeds(
     points: Sequence[PointAnnotation], size: tuple[int, int], radius: float = 3.0,
     cam_seeds: np.ndarray | None = None, max_gap: float | None = 16.0, min_confidence: float = 0.0,
+    image: np.ndarray | None = None, geodesic: GeodesicParams | None = None,
 ) -> np.ndarray:
     """Seeds ``(H,W)`` uint8 (0 bg, class ids, 255 unknown) from ``points`` by the module's rule.
 
-    ``cam_seeds``: optional ``(H,W)`` image-level seeds over the classes the points name.
+    ``cam_seeds``: optional ``(H,W)`` image-level seeds over the classes the points name;
+    ``geodesic``: step 3's settings (``None``: no step 3), which needs ``image (H,W,3)`` uint8.
     """
     kept = [p for p in points if p.confidence >= min_confidence]
     discs = point_discs(kept, size, radius)
+    seeds = _cam_seeds(kept, size, cam_seeds, max_gap)
+    if geodesic is not None:
+        if image is None or image.shape[:2] != tuple(size):
+            raise ValueError(f"geodesic point seeds need the image of size {size}")
+        unknown = seeds == IGNORE
+        seeds[unknown] = geodesic_competition(image, kept, geodesic)[unknown]
+    painted = discs != IGNORE
+    seeds[painted] = discs[painted]
+    return seeds
+
+
+def _cam_seeds(kept: Sequence[PointAnnotation], size: tuple[int, int], cam_seeds: np.ndarray | None,
+               max_gap: float | None) -> np.ndarray:
+    """Step 2: the CAM evidence kept by the points (all 255 without ``cam_seeds``). ``(H,W)`` uint8."""
     if cam_seeds is None:
-        return discs
+        return np.full(size, IGNORE, np.uint8)
     if cam_seeds.shape != tuple(size):
         raise ValueError(f"cam_seeds shape {cam_seeds.shape} differs from the image size {size}")
     named = {p.class_id for p in kept}
@@ -95,6 +117,4 @@ def point_seeds(
             keep = np.concatenate([[False], np.asarray(nearest) <= max_gap])
             region = keep[components]
         seeds[region] = c
-    painted = discs != IGNORE
-    seeds[painted] = discs[painted]
     return seeds

@@ -18,6 +18,7 @@ from wsss.data.reader import DatasetReader
 from wsss.errors import WsssError
 from wsss.seeds.box import BoxSeedParams, box_seeds
 from wsss.seeds.evidence import cam_evidence_seeds
+from wsss.seeds.geodesic import GeodesicParams
 from wsss.seeds.point import point_seeds
 from wsss.seeds.scribble import scribble_seeds
 
@@ -33,6 +34,7 @@ class WeakSeedBuilder:
     point_min_confidence: float = 0.0
     point_cam_fusion: bool = True
     point_max_gap: float | None = 16.0
+    point_geodesic: GeodesicParams | None = GeodesicParams()
     scribble_width: int = 3
     box: BoxSeedParams = BoxSeedParams()
     box_cam_intersect: bool = False
@@ -60,6 +62,9 @@ class WeakSeedBuilder:
             point_radius=float(cfg.point.radius), point_min_confidence=float(cfg.point.min_confidence),
             point_cam_fusion=bool(cfg.point.cam_fusion),
             point_max_gap=None if cfg.point.max_gap is None else float(cfg.point.max_gap),
+            point_geodesic=GeodesicParams(float(cfg.point.geodesic.margin), float(cfg.point.geodesic.border_guard),
+                                          float(cfg.point.geodesic.blur), float(cfg.point.geodesic.step))
+            if cfg.point.geodesic.enabled else None,
             scribble_width=int(cfg.scribble.width),
             box=BoxSeedParams(int(cfg.box.iterations), float(cfg.box.min_cover), str(cfg.box.inside)),
             box_cam_intersect=bool(cfg.box.cam_intersect), cam_method=str(cfg.image.method),
@@ -86,7 +91,7 @@ class WeakSeedBuilder:
                                            self.crf)
         if self.kind == "point":
             return point_seeds(annotation.points, size, self.point_radius, cam_seeds, self.point_max_gap,
-                               self.point_min_confidence)
+                               self.point_min_confidence, image, self.point_geodesic)
         if self.kind == "scribble":
             return scribble_seeds(annotation.scribbles, size, self.scribble_width)
         return box_seeds(image, annotation.boxes, self.box, cam_seeds)
