@@ -11,10 +11,12 @@ our rule, stated exactly):
    (8-neighbour) region of confident class ``c`` is kept only when a point of class ``c`` lies within
    ``max_gap`` px of it (``max_gap=None`` keeps every region), so CAM blobs of a named class far from
    every click of that class are dropped; everything else is 255.
-3. *Geodesic evidence* (optional, ``geodesic``): pixels still unknown take the label of
-   :func:`wsss.seeds.geodesic.geodesic_competition` where it decides — the clicks against the image
-   border, so background seeds exist even where the CAM lights up the background or there is no CAM
-   and no background click.
+3. *Geodesic evidence* (optional, ``geodesic``): :func:`wsss.seeds.geodesic.geodesic_competition`,
+   the clicks against the image border, labels the pixels still unknown where it decides, so
+   background seeds exist even where the CAM lights up the background or there is no CAM and no
+   background click; and where it gives a pixel to a click's class but the CAM said background,
+   the click wins (a CAM that lights up the background instead of the object marks the object as
+   confident background; the object reached from its click without crossing an edge is not).
 4. The discs are painted last: a click is certain and overrides the CAM.
 
 Without CAM evidence and geodesic evidence the seeds are the discs alone (background only from
@@ -85,8 +87,10 @@ def point_seeds(
     if geodesic is not None:
         if image is None or image.shape[:2] != tuple(size):
             raise ValueError(f"geodesic point seeds need the image of size {size}")
-        unknown = seeds == IGNORE
-        seeds[unknown] = geodesic_competition(image, kept, geodesic)[unknown]
+        competition = geodesic_competition(image, kept, geodesic)
+        clicked_object = (competition != 0) & (competition != IGNORE)
+        take = (seeds == IGNORE) | ((seeds == 0) & clicked_object)
+        seeds[take] = competition[take]
     painted = discs != IGNORE
     seeds[painted] = discs[painted]
     return seeds
