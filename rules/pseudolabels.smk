@@ -32,7 +32,7 @@ STAGES += [
               kernels=True),
     # f. dense CRF with the recipe's kernels (conf/crf/<name>.yaml), restricted to the classes present
     StageRule("refine_crf", layout.recipe_folder("{recipe}", "crf"), scope=layout.RECIPE_SCOPE,
-              inputs={"scores_dir": layout.recipe_folder("{recipe}", "propagate")}),
+              inputs={"scores_dir": layout.recipe_folder("{recipe}", "propagate"), "seeds_dir": layout.recipe_seeds}),
     # g. the final pseudo-labels as VOC palette PNGs, with metrics.json
     StageRule("export_pseudolabels", layout.recipe_folder("{recipe}", "pseudolabels"), scope=layout.RECIPE_SCOPE,
               inputs={"source_dir": layout.recipe_final}, cores=False),

@@ -1,4 +1,4 @@
-"""Stage f: dense-CRF refinement of propagated scores."""
+"""Stage f: dense-CRF refinement of propagated scores (``keep_seeds``: confident seeds keep their labels)."""
 
 from pathlib import Path
 
@@ -7,7 +7,8 @@ import numpy as np
 from wsss.config import stage_main
 from wsss.crf import CRFParams, crf_from_probs
 from wsss.data import open_dataset
-from wsss.io import load_npy, save_npy
+from wsss.io import load_label_png, load_npy, save_npy
+from wsss.seeds.evidence import keep_confident_seeds
 from wsss.pipeline import LabelStageOutput, load_keys, prepare, require_dir
 from wsss.progress import Progress
 
@@ -19,6 +20,7 @@ def main(cfg) -> None:
     scores_dir = require_dir(Path(cfg.scores_dir) / "scores", "propagated scores")
     keys_of = load_keys(cfg.scores_dir)
     crf = CRFParams(**cfg.crf)
+    seeds_dir = require_dir(cfg.seeds_dir, "seeds folder (keep_seeds)") if cfg.keep_seeds else None
     out = Path(cfg.out_dir)
     output = LabelStageOutput(out, dataset, {"stage": "crf", "crf": True})
     for image_id in Progress(dataset.ids, desc="refine_crf", unit="images"):
@@ -27,7 +29,10 @@ def main(cfg) -> None:
         refined = crf_from_probs(image, scores, crf)
         save_npy(out / "scores" / f"{image_id}.npy", refined.astype(np.float16))
         lookup = np.concatenate([[0], keys_of[image_id]]).astype(np.uint8)
-        output.add(image_id, lookup[refined.argmax(axis=0)])
+        labels = lookup[refined.argmax(axis=0)]
+        if seeds_dir is not None:
+            labels = keep_confident_seeds(labels, load_label_png(seeds_dir / f"{image_id}.png"), f"{seeds_dir}/{image_id}.png")
+        output.add(image_id, labels)
     output.finish()
 
 

@@ -17,6 +17,10 @@ class RefineCrfConfig(SupervisedStageConfig):
     scores_dir: str = MISSING
     split: str = MISSING
     crf: CRFConfig = field(default_factory=CRFConfig)
+    #: the recipe's seeds folder (``make_seeds``: <id>.png, 255 unknown), read when ``keep_seeds``
+    seeds_dir: str = MISSING
+    #: a confident seed keeps its label; the CRF decides the unknown pixels only
+    keep_seeds: bool = False
 
 
 ConfigStore.instance().store(group="schema", name="refine_crf", node=RefineCrfConfig, package="_global_")
