@@ -194,11 +194,11 @@ def test_point_gallery_of_a_real_run_in_headless_chromium(pipeline, tmp_path):
 
     result = snakemake(pipeline, "minivoc_point_gallery")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    out = pipeline / "results" / "minivoc" / "point" / "random_walk" / "gallery"
+    out = pipeline / "results" / "minivoc" / "point" / "apro" / "gallery"
     data = read_gallery_data(out / "data.js")
     stages = [stage["name"] for stage in data["stages"]]
     assert stages == ["cam", "seeds", "propagate", "crf", "pseudolabels"], stages
-    ids = sorted(p.stem for p in (pipeline / "results" / "minivoc" / "point" / "random_walk" / "pseudolabels").glob("*.png"))
+    ids = sorted(p.stem for p in (pipeline / "results" / "minivoc" / "point" / "apro" / "pseudolabels").glob("*.png"))
     assert sorted(image["id"] for image in data["images"]) == ids and len(ids) == 6
     assert all(all(image["has"]) for image in data["images"])
     if _chromium() is None:

@@ -104,16 +104,34 @@ def commands(result: subprocess.CompletedProcess, stage_name: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_dag_default_point_pipeline_walks_the_seeds():
+def test_dag_default_point_pipeline_propagates_the_seeds_without_affinitynet():
     result = dry_run("minivoc_point_pseudolabels", "--forcerun", "make_seeds")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     jobs = planned(result)
-    assert {"make_seeds", "train_affinity", "propagate", "refine_crf", "export_pseudolabels"} <= set(jobs)
+    assert {"make_seeds", "propagate", "refine_crf", "export_pseudolabels"} <= set(jobs)
+    assert "train_affinity" not in jobs  # recipe apro: tree + local propagation on the image
+    (prop,) = commands(result, "propagate")
+    assert "propagation=apro cam=classifier" in prop and "affinity_dir" not in prop
+    (crf,) = commands(result, "refine_crf")
+    assert "crf=a2gnn" in crf and "scores_dir=results/minivoc/point/apro/propagate" in crf
+    assert "out_dir=results/minivoc/point/apro/crf" in crf and "keep_seeds" not in crf
+
+
+@pytest.mark.slow
+def test_dag_point_random_walk_recipe_walks_the_seeds():
+    result = dry_run("minivoc_point_random_walk_pseudolabels", "--forcerun", "make_seeds")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "train_affinity" in planned(result)
     (prop,) = commands(result, "propagate")
     assert "propagation=random_walk cam=classifier" in prop and "affinity_dir=results/minivoc/point/affinity/default" in prop
+
+
+@pytest.mark.slow
+def test_dag_psa_keeps_its_seeds_in_the_crf():
+    result = dry_run("minivoc_image_pseudolabels", "--forcerun", "make_seeds")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     (crf,) = commands(result, "refine_crf")
-    assert "crf=a2gnn" in crf and "scores_dir=results/minivoc/point/random_walk/propagate" in crf
-    assert "out_dir=results/minivoc/point/random_walk/crf" in crf
+    assert "keep_seeds=true" in crf and "seeds_dir=results/minivoc/image/seeds/default" in crf
 
 
 @pytest.mark.slow
