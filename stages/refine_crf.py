@@ -5,10 +5,9 @@ from pathlib import Path
 import numpy as np
 
 from wsss.config import stage_main
-from wsss.crf import CRFParams, crf_from_probs
+from wsss.crf import CRFParams, crf_from_probs, keep_confident_seeds
 from wsss.data import open_dataset
 from wsss.io import load_label_png, load_npy, save_npy
-from wsss.seeds.evidence import keep_confident_seeds
 from wsss.pipeline import LabelStageOutput, load_keys, prepare, require_dir
 from wsss.progress import Progress
 

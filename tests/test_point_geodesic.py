@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from wsss.crf import keep_confident_seeds
 from wsss.data.annotations import PointAnnotation
-from wsss.seeds.evidence import keep_confident_seeds
 from wsss.seeds.geodesic import GeodesicParams, geodesic_competition, grid_graph
 from wsss.seeds.point import point_seeds
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from wsss.io import IGNORE_INDEX
+
 from wsss.params import CRFParams
 
 
@@ -49,3 +51,16 @@ def crf_from_labels(
 
     unary = unary_from_labels(labels.astype(np.int32), n_labels, gt_prob=gt_prob, zero_unsure=False)
     return _crf(image, unary, n_labels, params).argmax(axis=0)
+
+
+def keep_confident_seeds(labels: np.ndarray, seeds: np.ndarray, where: str = "seeds") -> np.ndarray:
+    """``labels (H,W)`` with every confident pixel of ``seeds (H,W)`` (not 255) set to its seed label. ``(H,W)`` uint8.
+
+    ``where`` names the seeds file in the error raised on a size mismatch.
+    """
+    from wsss.errors import WsssError
+
+    if seeds.shape != labels.shape:
+        raise WsssError(f"{where}: seeds size {seeds.shape[1]}x{seeds.shape[0]} differs from the labels "
+                        f"{labels.shape[1]}x{labels.shape[0]}")
+    return np.where(seeds != IGNORE_INDEX, seeds, labels).astype(np.uint8)

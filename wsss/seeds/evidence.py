@@ -49,16 +49,3 @@ def cam_evidence_seeds(
     if method == "irn":
         return irn_seeds(image, restricted, classes, fg_threshold, bg_threshold, crf)
     raise ValueError(f"CAM seed method must be 'psa' or 'irn', got '{method}'")
-
-
-def keep_confident_seeds(labels: np.ndarray, seeds: np.ndarray, where: str = "seeds") -> np.ndarray:
-    """``labels (H,W)`` with every confident pixel of ``seeds (H,W)`` (not 255) set to its seed label. ``(H,W)`` uint8.
-
-    ``where`` names the seeds file in the error raised on a size mismatch.
-    """
-    from wsss.errors import WsssError
-
-    if seeds.shape != labels.shape:
-        raise WsssError(f"{where}: seeds size {seeds.shape[1]}x{seeds.shape[0]} differs from the labels "
-                        f"{labels.shape[1]}x{labels.shape[0]}")
-    return np.where(seeds != IGNORE, seeds, labels).astype(np.uint8)
