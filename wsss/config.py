@@ -86,19 +86,33 @@ def compose(stage: str, overrides: Sequence[str] = ()) -> DictConfig:
     return cfg
 
 
-def config_hash(cfg: DictConfig) -> str:
+#: top-level keys that change how fast a stage runs, never what it computes: a training checkpoint written
+#: with other values of them is still valid (``--cores`` sets ``num_threads``)
+RUNTIME_ONLY_KEYS = ("num_threads",)
+
+
+def config_hash(cfg: DictConfig, leave_out: Sequence[str] = ()) -> str:
     """SHA-256 (16 hex digits) of the resolved config as sorted YAML.
 
     ``supervision.recipe`` (which recipe the supervision's plain targets mean) is left out: switching the
-    default recipe must not rerun a stage whose config is otherwise the same.
+    default recipe must not rerun a stage whose config is otherwise the same. ``leave_out``: further
+    top-level keys to leave out.
     """
     container = OmegaConf.to_container(cfg, resolve=True)
     container.pop("hydra", None)  # type: ignore[union-attr]
+    for key in leave_out:
+        container.pop(key, None)  # type: ignore[union-attr]
     supervision = container.get("supervision")  # type: ignore[union-attr]
     if isinstance(supervision, dict):
         supervision.pop("recipe", None)
     text = OmegaConf.to_yaml(OmegaConf.create(container), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def checkpoint_fingerprint(cfg: DictConfig) -> str:
+    """The config fingerprint a training checkpoint records: :func:`config_hash` without
+    :data:`RUNTIME_ONLY_KEYS`, so a rerun with another ``--cores`` resumes instead of starting afresh."""
+    return config_hash(cfg, leave_out=RUNTIME_ONLY_KEYS)
 
 
 def _module_file(module: str) -> Path | None:
