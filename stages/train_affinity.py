@@ -1,12 +1,11 @@
 """Stage d: train AffinityNet on seed pairs → ``<out_dir>/model.pt``."""
 
-import torch
 from omegaconf import OmegaConf
 
 from wsss.affinity.training import AffinityTrainConfig, train_affinity
 from wsss.config import checkpoint_fingerprint, stage_main
 from wsss.data import open_dataset
-from wsss.io import save_json, save_torch
+from wsss.io import load_torch, save_json, save_torch
 from wsss.pipeline import prepare, require_dir
 from wsss.training import Checkpointer
 
@@ -16,7 +15,8 @@ def main(cfg) -> None:
     device = prepare(cfg)
     dataset = open_dataset(cfg.dataset, cfg.split)
     seeds_dir = require_dir(cfg.seeds_dir, "seeds folder")
-    classifier = torch.load(require_dir(cfg.classifier_dir, "classifier") / "model.pt", map_location="cpu", weights_only=False)
+    classifier = load_torch(require_dir(cfg.classifier_dir, "classifier") / "model.pt", "classifier",
+                            ("config", "state_dict"))
     backbone = classifier["config"]["backbone"]
     settings = AffinityTrainConfig(arch=backbone["arch"], output_stride=backbone["output_stride"], width=backbone["width"],
                                    **cfg.model, **OmegaConf.to_container(cfg.train))

@@ -47,7 +47,7 @@ def test_malformed_stage_yaml_names_the_file(conf_copy):
 
 def test_wrong_type_names_the_key_and_the_cause():
     message = _error("train_classifier", ["train.epochs=abc"])
-    assert "key 'train.epochs'" in message and "could not be converted to Integer" in message
+    assert "override train.epochs=abc: Value 'abc' of type 'str' could not be converted to Integer" in message
     assert "$VALUE" not in message  # no unformatted OmegaConf templates
 
 
@@ -73,7 +73,7 @@ def test_an_unexpected_exception_keeps_its_type_and_message(monkeypatch):
 
 @pytest.mark.parametrize("override, expected", [
     ("bogus_key=1", "Key 'bogus_key' not in 'CheckDatasetConfig'"),
-    ("seed=abc", "key 'seed': Value 'abc' of type 'str' could not be converted to Integer"),
+    ("seed=abc", "override seed=abc: Value 'abc' of type 'str' could not be converted to Integer"),
     ("dataset=nope", "Could not find 'dataset/nope' (available:"),
 ])
 def test_stage_command_line_errors_are_one_line(override, expected, tmp_path):

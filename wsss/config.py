@@ -42,7 +42,7 @@ def register_schemas() -> None:
         importlib.import_module(f"wsss.schemas.{info.name}")
 
 
-def _describe(exc: BaseException) -> str:
+def _describe(exc: BaseException, before: str = "") -> str:
     """One line for one exception: its message's meaningful lines, with the file and line of a YAML error,
     the key of an OmegaConf error and the options Hydra lists for an unknown group choice."""
     import yaml
@@ -81,7 +81,7 @@ def _describe(exc: BaseException) -> str:
     if options:
         text += f" (available: {', '.join(options)})"
     key = getattr(exc, "full_key", None)
-    if key and f"'{key}'" not in text and f" {key}=" not in text:
+    if key and not any(f"'{key}'" in t or f" {key}=" in t for t in (text, before)):
         text = f"key '{key}': {text}"
     if not isinstance(exc, (OmegaConfBaseException,)) and type(exc).__module__.split(".")[0] not in ("hydra", "omegaconf"):
         text = f"{type(exc).__name__}: {text}"
@@ -101,7 +101,7 @@ def _config_error(stage: str, exc: BaseException) -> WsssError:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        piece = _describe(current)
+        piece = _describe(current, ": ".join(pieces))
         if piece and not any(piece in earlier for earlier in pieces):
             pieces.append(piece)
         current = current.__cause__ or current.__context__

@@ -97,13 +97,18 @@ def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
 
 
 def load_npy(path: str | os.PathLike) -> np.ndarray:
-    """Read a ``.npy`` array written by :func:`save_npy` (no pickles)."""
+    """Read a ``.npy`` array written by :func:`save_npy` (no pickles). A score map must be finite: NaN or inf
+    values (a diverged model upstream, a damaged file) are a one-line :class:`WsssError` naming the file."""
     try:
-        return np.load(path, allow_pickle=False)
+        array = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise WsssError(f"{path}: file not found") from None
-    except ValueError as exc:
+    except (ValueError, OSError, EOFError) as exc:
         raise WsssError(f"{path}: unreadable .npy ({exc})") from None
+    if np.issubdtype(array.dtype, np.floating) and array.size and not np.isfinite(array).all():
+        bad = int(array.size - np.isfinite(array).sum())
+        raise WsssError(f"{path}: {bad} non-finite values (NaN or inf) in the array")
+    return array
 
 
 def save_json(path: str | os.PathLike, record: Any) -> None:
@@ -151,3 +156,30 @@ def save_torch(path: str | os.PathLike, obj: Any) -> None:
 
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+
+
+def load_torch(path: str | os.PathLike, what: str, required: tuple[str, ...] = ()) -> Any:
+    """``torch.load`` of a model file written by a stage; missing, truncated or corrupt files and ones lacking
+    a ``required`` key give a one-line :class:`WsssError` naming the file (``what``: e.g. ``"classifier"``)."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise WsssError(f"{path}: {what} not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # RuntimeError, UnpicklingError, EOFError, ...: a truncated or foreign file
+        text = str(exc).strip().splitlines()
+        first = text[0].split(". ")[0].rstrip(".") if text else ""  # torch appends paragraphs of advice
+        reason = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+        raise WsssError(f"{path}: unreadable {what} file, truncated or corrupt ({reason}); rerun the stage that "
+                        f"writes it") from None
+    missing = [key for key in required if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise WsssError(f"{path}: not a {what} file (no '{missing[0]}')")
+    weights = state.get("state_dict") if isinstance(state, dict) else None
+    if isinstance(weights, dict):
+        for name, tensor in weights.items():
+            if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise WsssError(f"{path}: {what} weight '{name}' holds NaN or inf (training diverged?)")
+    return state

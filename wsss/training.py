@@ -181,7 +181,8 @@ class Checkpointer:
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+    first = text.splitlines()[0].split(". ")[0].rstrip(".") if text else ""  # torch appends paragraphs of advice
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 @dataclass
