@@ -85,7 +85,9 @@ def load_label_png(path: str | os.PathLike) -> np.ndarray:
             return np.array(image, dtype=np.uint8)
     except FileNotFoundError:
         raise WsssError(f"{path}: file not found") from None
-    except (OSError, SyntaxError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise WsssError(f"{path}: label PNG too large to decode ({exc.args[0].split(',')[0]})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # PIL's errors for a damaged file
         raise WsssError(f"{path}: unreadable PNG ({exc})") from None
 
 
@@ -148,6 +150,12 @@ def load_json(path: str | os.PathLike) -> Any:
         raise WsssError(f"{path}: file not found") from None
     except json.JSONDecodeError as exc:
         raise WsssError(f"{path}: malformed JSON (line {exc.lineno}: {exc.msg})") from None
+    except UnicodeDecodeError as exc:
+        raise WsssError(f"{path}: malformed JSON (not UTF-8 text: byte {exc.start})") from None
+    except RecursionError:
+        raise WsssError(f"{path}: malformed JSON (nested too deeply)") from None
+    except OSError as exc:
+        raise WsssError(f"{path}: unreadable JSON ({exc})") from None
 
 
 def save_torch(path: str | os.PathLike, obj: Any) -> None:
