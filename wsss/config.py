@@ -246,6 +246,23 @@ def stage_fingerprint(stage: str, overrides: Sequence[str] = (), cfg: DictConfig
     return f"{config_hash(composed)}-{source_hash(f'stages.{stage}')}"
 
 
+def _save_run_config(cfg: DictConfig) -> None:
+    """``<out_dir>/.hydra/config.yaml`` (the composed config) and ``overrides.yaml`` (the command line), as
+    Hydra's ``output_subdir`` would, but through :mod:`wsss.io`'s atomic writes (one-line errors)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from wsss.io import atomic_path
+
+    out_dir = cfg.get("out_dir") if "out_dir" in cfg else None
+    if not out_dir:
+        return
+    folder = Path(str(out_dir)) / ".hydra"
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    for name, text in (("config.yaml", OmegaConf.to_yaml(cfg)), ("overrides.yaml", OmegaConf.to_yaml(overrides))):
+        with atomic_path(folder / name) as tmp:
+            tmp.write_text(text)
+
+
 def _validate_command_line(config_name: str, args: Sequence[str]) -> None:
     """Compose the stage's config from its command line first, so that a bad override or config file ends
     in one line (``error: config <stage>: ...``, exit 1) instead of Hydra's multi-line report or traceback.
@@ -275,6 +292,7 @@ def stage_main(config_name: str) -> Callable[[Callable[[DictConfig], None]], Cal
                 print(f"error: {_config_error(config_name, exc)}", file=sys.stderr, flush=True)
                 sys.exit(1)
             try:
+                _save_run_config(cfg)
                 fn(cfg)
             except WsssError as exc:
                 print(f"error: {exc}", file=sys.stderr, flush=True)

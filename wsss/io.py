@@ -8,6 +8,7 @@ Label maps are VOC palette PNGs (values 0..20, 255 = ignore); score maps are
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -50,17 +51,34 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     extension (PIL, numpy) behave. On an exception the temporary is removed.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
     os.close(fd)
     tmp = Path(tmp_name)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; artifacts get the usual permissions
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno in _WRITE_ERRNOS:
+            raise _write_error(path, exc) from None
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+#: errors of the filesystem, not of the data: a full disk, a quota, a read-only mount, no permission
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+
+
+def _write_error(path: Path, exc: OSError) -> WsssError:
+    reason = exc.strerror or str(exc)
+    return WsssError(f"{path.parent}: cannot write {path.name}: {reason} (nothing was left half-written)")
 
 
 def save_label_png(path: str | os.PathLike, label: np.ndarray) -> None:
@@ -163,7 +181,14 @@ def save_torch(path: str | os.PathLike, obj: Any) -> None:
     import torch
 
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as exc:  # torch reports a failed write (a full disk) as a RuntimeError
+            if "write" not in str(exc).lower():
+                raise
+            tmp.unlink(missing_ok=True)
+            raise WsssError(f"{Path(path).parent}: cannot write {Path(path).name}: "
+                            f"{str(exc).strip().splitlines()[0]} (nothing was left half-written)") from None
 
 
 def load_torch(path: str | os.PathLike, what: str, required: tuple[str, ...] = ()) -> Any:
