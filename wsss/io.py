@@ -61,7 +61,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; artifacts get the usual permissions
     try:
         yield tmp
+        _crash_point("before_rename", path)
         os.replace(tmp, path)
+        _crash_point("after_rename", path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         if exc.errno in _WRITE_ERRNOS:
@@ -70,6 +72,27 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+#: fault injection for the crash-and-resume harness (tests/test_crash_resume.py): ``WSSS_CRASH_AT=
+#: <before_rename|after_rename>:<file name pattern>:<n>`` kills the process (SIGKILL) at the n-th write of a
+#: file matching the pattern, with its temporary complete but not yet renamed, or just after the rename
+_CRASH_AT = os.environ.get("WSSS_CRASH_AT", "")
+_crash_counts: dict[str, int] = {}
+
+
+def _crash_point(point: str, path: Path) -> None:
+    if not _CRASH_AT:
+        return
+    import fnmatch
+    import signal
+
+    where, pattern, count = _CRASH_AT.split(":")
+    if where != point or not fnmatch.fnmatch(path.name, pattern):
+        return
+    _crash_counts[point] = _crash_counts.get(point, 0) + 1
+    if _crash_counts[point] == int(count):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 #: errors of the filesystem, not of the data: a full disk, a quota, a read-only mount, no permission
