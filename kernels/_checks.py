@@ -22,6 +22,12 @@ def check_tensor(op: str, name: str, tensor: object, ndim: int, dtypes: tuple[to
         raise ValueError(f"{op}: {name} must be {names}, got {str(tensor.dtype).replace('torch.', '')}")
 
 
+def check_finite(op: str, name: str, tensor: torch.Tensor) -> None:
+    """Raise ``ValueError`` when a float ``tensor`` holds NaN or inf (the ops would spread them silently)."""
+    if tensor.is_floating_point() and tensor.numel() and not bool(torch.isfinite(tensor.detach()).all()):
+        raise ValueError(f"{op}: {name} holds NaN or inf values")
+
+
 def check_same(op: str, reference_name: str, reference: torch.Tensor, name: str, tensor: torch.Tensor) -> None:
     """Raise ``ValueError`` unless ``tensor`` has the dtype and device of ``reference``."""
     if tensor.dtype != reference.dtype:

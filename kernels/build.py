@@ -33,6 +33,27 @@ LIB_NAME = "wsss_kernels"
 DEFAULT_CUDA_ARCHS = "7.5;8.0;8.6;8.9;9.0+PTX"
 
 
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename, so a build
+    killed during the write leaves either the old stamp or none, never a partial one (DESIGN §6)."""
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        tmp.write_text(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def sources(cuda: bool) -> list[Path]:
     """The C++ (and with ``cuda`` also the CUDA) source files of the library."""
     files = sorted(CSRC.glob("*.cpp"))
@@ -136,7 +157,7 @@ def build(variant: str = "cpu", verbose: bool = False) -> Path:
         if result.returncode != 0 or not target.exists():
             output = "" if verbose else (result.stdout + result.stderr)[-20000:]
             raise RuntimeError(f"kernels: building the {variant} library failed:\n{output}")
-        stamp.write_text(digest + "\n")
+        write_atomic(stamp, digest + "\n")
         print(f"kernels: built {target} in {time.monotonic() - start:.1f}s", file=sys.stderr)
     return target
 
@@ -209,7 +230,7 @@ def check_cuda_sources(out_dir: Path | None = None, verbose: bool = False, jobs:
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(f"nvcc failed on {source.name}:\n{result.stdout}\n{result.stderr}")
-        stamp.write_text(key + "\n")
+        write_atomic(stamp, key + "\n")
         return obj
 
     from filelock import FileLock
@@ -240,8 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in built:
         print(f"kernels: {path}")
     if args.stamp:
-        args.stamp.parent.mkdir(parents=True, exist_ok=True)
-        args.stamp.write_text("".join(f"{p}\n" for p in built))
+        write_atomic(args.stamp, "".join(f"{p}\n" for p in built))
     return 0
 
 

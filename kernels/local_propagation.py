@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from kernels._checks import check_int, check_positive_float, check_same, check_tensor, compiled_ops
+from kernels._checks import check_finite, check_int, check_positive_float, check_same, check_tensor, compiled_ops
 
 __all__ = ["local_propagation"]
 
@@ -57,6 +57,8 @@ def local_propagation(
         if mask.shape[0] != b or mask.shape[1] not in (1, c) or mask.shape[2:] != values.shape[2:]:
             raise ValueError(f"{op}: mask must be ({b}, 1 or {c}, {h}, {w}), got {tuple(mask.shape)}")
         mask = mask.detach().to(values.dtype)
+    check_finite(op, "values", values)
+    check_finite(op, "image", image)
     with torch.no_grad():
         ops = compiled_ops(op, values, image)
         return ops.local_propagation(values.detach(), image.detach(), mask, kernel_size, zeta, iterations)

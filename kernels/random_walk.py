@@ -13,7 +13,7 @@ import functools
 import torch
 import torch.nn.functional as F
 
-from kernels._checks import check_int, check_positive_float, check_same, check_tensor, compiled_ops
+from kernels._checks import check_finite, check_int, check_positive_float, check_same, check_tensor, compiled_ops
 
 __all__ = ["direction_offsets", "pair_affinity_from_features", "random_walk"]
 
@@ -107,5 +107,6 @@ def random_walk(values: torch.Tensor, affinity: torch.Tensor, radius: int, beta:
     with torch.no_grad():
         if affinity.numel() and not bool(((affinity >= 0) & torch.isfinite(affinity)).all()):
             raise ValueError(f"{op}: affinity must be finite and >= 0")
+        check_finite(op, "values", values)
         ops = compiled_ops(op, values, affinity)
         return ops.random_walk(values.detach(), affinity.detach(), _flat_offsets(radius), beta, steps)

@@ -48,6 +48,8 @@ def _check_image(op: str, name: str, tensor: object) -> torch.Tensor:
         raise ValueError(f"{op}: {name} must have H, W >= 1, got shape {tuple(tensor.shape)}")
     if tensor.device.type not in ("cpu", "cuda"):
         raise ValueError(f"{op}: {name} must be on a CPU or CUDA device, got {tensor.device}")
+    if not bool(torch.isfinite(tensor.detach()).all()):
+        raise ValueError(f"{op}: {name} holds NaN or inf values")
     return tensor
 
 

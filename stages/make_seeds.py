@@ -8,9 +8,10 @@ from wsss.config import stage_main
 from wsss.crf import CRFParams
 from wsss.data import open_dataset
 from wsss.errors import WsssError
-from wsss.io import load_npy
+from wsss.io import load_npy, save_json
 from wsss.pipeline import LabelStageOutput, load_keys, prepare, require_dir
 from wsss.progress import Progress
+from wsss.seeds.box import GrabCutReport
 from wsss.seeds.image import irn_seeds, psa_seeds
 from wsss.seeds.weak import WeakSeedBuilder
 
@@ -50,12 +51,18 @@ def weak_seeds(cfg) -> None:
     cam_dir = require_dir(cfg.cam_dir, "CAM folder") if builder.uses_cam else None
     keys_of = load_keys(cam_dir) if cam_dir is not None else {}
     output = LabelStageOutput(Path(cfg.out_dir), dataset, {"stage": "seeds", "supervision": kind, "cam": cfg.cam})
+    # boxes: every fallback of GrabCut to the filled box is counted by reason (grabcut.json, metrics.json, the
+    # log), an OpenCV error also logged as it happens, so a run whose "GrabCut seeds" are mostly boxes shows it
+    report = GrabCutReport() if kind == "box" else None
     for image_id in Progress(dataset.ids, desc=f"make_seeds[{kind}]", unit="images"):
         cam = None
         if cam_dir is not None:
             cam = (load_npy(cam_dir / "highres" / f"{image_id}.npy").astype(np.float32), keys_of[image_id])
-        output.add(image_id, builder.build(dataset, image_id, cam))
-    output.finish()
+        output.add(image_id, builder.build(dataset, image_id, cam, report))
+    if report is not None:
+        save_json(Path(cfg.out_dir) / "grabcut.json", report.as_dict())
+        print(f"[make_seeds[box]] {report.summary()}", flush=True)
+    output.finish({"grabcut": report.as_dict()} if report is not None else None)
 
 
 if __name__ == "__main__":

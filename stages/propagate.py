@@ -47,7 +47,10 @@ def main(cfg) -> None:
         seeds_path = seeds_dir / f"{image_id}.png"
         data = propagation_input(dataset, kind, cfg.supervision.annotations, image_id, image, load_label_png(seeds_path),
                                  cam, cam_keys.get(image_id), where=str(seeds_path), cam_low=cam_low)
-        scores = propagator(data)
+        try:
+            scores = propagator(data)
+        except ValueError as exc:  # a kernel's input check (non-finite affinities, sizes): name the image
+            raise WsssError(f"{seeds_path}: propagation of image {image_id!r} failed: {exc}") from None
         save_npy(out / "scores" / f"{image_id}.npy", scores.astype(np.float16))
         keys_of[image_id] = [int(k) for k in data.keys]
         output.add(image_id, data.label(scores))

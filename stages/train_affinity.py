@@ -1,12 +1,11 @@
 """Stage d: train AffinityNet on seed pairs → ``<out_dir>/model.pt``."""
 
-import torch
 from omegaconf import OmegaConf
 
 from wsss.affinity.training import AffinityTrainConfig, train_affinity
-from wsss.config import config_hash, stage_main
+from wsss.config import checkpoint_fingerprint, stage_main
 from wsss.data import open_dataset
-from wsss.io import save_json, save_torch
+from wsss.io import load_torch, save_json, save_torch
 from wsss.pipeline import prepare, require_dir
 from wsss.training import Checkpointer
 
@@ -16,12 +15,13 @@ def main(cfg) -> None:
     device = prepare(cfg)
     dataset = open_dataset(cfg.dataset, cfg.split)
     seeds_dir = require_dir(cfg.seeds_dir, "seeds folder")
-    classifier = torch.load(require_dir(cfg.classifier_dir, "classifier") / "model.pt", map_location="cpu", weights_only=False)
+    classifier = load_torch(require_dir(cfg.classifier_dir, "classifier") / "model.pt", "classifier",
+                            ("config", "state_dict"))
     backbone = classifier["config"]["backbone"]
     settings = AffinityTrainConfig(arch=backbone["arch"], output_stride=backbone["output_stride"], width=backbone["width"],
                                    **cfg.model, **OmegaConf.to_container(cfg.train))
     state = classifier["state_dict"] if cfg.init_from_classifier else None
-    checkpointer = Checkpointer(cfg.work_dir, config_hash(cfg))
+    checkpointer = Checkpointer(cfg.work_dir, checkpoint_fingerprint(cfg))
     model, history = train_affinity(dataset, seeds_dir, state, settings, cfg.seed, device, checkpointer)
     config = OmegaConf.to_container(cfg, resolve=True)
     save_torch(f"{cfg.out_dir}/model.pt", {"state_dict": model.state_dict(), "config": config,

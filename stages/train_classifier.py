@@ -3,7 +3,7 @@
 from omegaconf import OmegaConf
 
 from wsss.cam.training import ClassifierTrainConfig, train_classifier
-from wsss.config import config_hash, stage_main
+from wsss.config import checkpoint_fingerprint, stage_main
 from wsss.data import open_dataset
 from wsss.io import save_json, save_torch
 from wsss.pipeline import prepare
@@ -15,7 +15,7 @@ def main(cfg) -> None:
     device = prepare(cfg)
     dataset = open_dataset(cfg.dataset, cfg.dataset.train_split)
     settings = ClassifierTrainConfig(**cfg.backbone, **OmegaConf.to_container(cfg.train))
-    checkpointer = Checkpointer(cfg.work_dir, config_hash(cfg))
+    checkpointer = Checkpointer(cfg.work_dir, checkpoint_fingerprint(cfg))
     model, history = train_classifier(dataset, settings, cfg.seed, device, checkpointer)
     config = OmegaConf.to_container(cfg, resolve=True)
     save_torch(f"{cfg.out_dir}/model.pt", {"state_dict": model.state_dict(), "config": config})

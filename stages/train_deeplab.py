@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from wsss.config import config_hash, stage_main
+from wsss.config import checkpoint_fingerprint, stage_main
 from wsss.crf import CRFParams
 from wsss.data import open_dataset
 from wsss.io import save_json, save_torch
@@ -36,7 +36,7 @@ def main(cfg) -> None:
         pretrained=cfg.model.pretrained, init_checkpoint=cfg.model.init_checkpoint, init_trunk=init_trunk,
         **{**OmegaConf.to_container(cfg.train), "scale_range": tuple(cfg.train.scale_range)},
     )
-    checkpointer = Checkpointer(cfg.work_dir, config_hash(cfg))
+    checkpointer = Checkpointer(cfg.work_dir, checkpoint_fingerprint(cfg))
     model, history = train_deeplab(dataset, labels_dir, settings, cfg.seed, device, checkpointer, ctx,
                                    int(cfg.dataset.num_classes))
     if not ctx.is_main:

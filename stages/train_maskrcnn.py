@@ -14,7 +14,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from wsss.config import config_hash, stage_main
+from wsss.config import checkpoint_fingerprint, stage_main
 from wsss.data import open_dataset
 from wsss.io import load_json, save_json, save_torch
 from wsss.pipeline import prepare, require_dir
@@ -35,7 +35,7 @@ def main(cfg) -> None:
     init_trunk = str(require_dir(cfg.classifier_dir, "classifier") / "model.pt") if model_cfg.pop("init_from_classifier") else ""
     model_settings = MaskRCNNSettings(**model_cfg, init_trunk=init_trunk)
     settings = MaskRCNNTrainSettings(**OmegaConf.to_container(cfg.train))
-    checkpointer = Checkpointer(cfg.work_dir, config_hash(cfg))
+    checkpointer = Checkpointer(cfg.work_dir, checkpoint_fingerprint(cfg))
     num_classes = int(cfg.dataset.num_classes)
     model, history = train_maskrcnn(dataset, coco, model_settings, settings, cfg.seed, device, checkpointer, ctx,
                                     num_classes, str(instances_file))

@@ -81,6 +81,30 @@ def test_malformed_annotation_stops_make_seeds_with_one_line(tiny, tmp_path):
     assert line.startswith("error: ") and "Points/2000_000000.txt: line 2: point (500.0, 5.0) lies outside" in line
 
 
+def test_box_seeds_report_grabcut_fallbacks_in_metrics_and_log(tiny, tmp_path):
+    broken = tmp_path / "VOC2012"
+    broken.mkdir()
+    for folder in tiny.iterdir():
+        if folder.name != "Annotations":
+            (broken / folder.name).symlink_to(folder, target_is_directory=True)
+    (broken / "Annotations").mkdir()
+    for xml in (tiny / "Annotations").glob("*.xml"):
+        text = xml.read_text()
+        if xml.stem == "2000_000000":  # a box over the whole 64x48 image: GrabCut has no background sample
+            text = text.replace("</annotation>", "<object><name>person</name><difficult>0</difficult><bndbox>"
+                                "<xmin>1</xmin><ymin>1</ymin><xmax>64</xmax><ymax>48</ymax></bndbox></object>"
+                                "</annotation>")
+        (broken / "Annotations" / xml.name).write_text(text)
+    out = tmp_path / "seeds"
+    result = stage("make_seeds", "dataset=voc", f"dataset.root={broken}", "supervision=box", "seeds=camfree",
+                   f"paths.results={tmp_path}", f"out_dir={out}", "num_threads=1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((out / "grabcut.json").read_text())
+    assert report["boxes"] == 5 and report["filled_box_fallbacks"]["whole_image"] == 1
+    assert json.loads((out / "metrics.json").read_text())["grabcut"] == report
+    assert "[make_seeds[box]] GrabCut: 5 boxes, " in result.stdout and "whole_image 1" in result.stdout
+
+
 def test_cam_free_refuses_propagators_needing_affinitynet(tiny, tmp_path):
     result = stage("propagate", "dataset=voc", f"dataset.root={tiny}", "supervision=box", "cam=none",
                    "propagation=a2gnn", f"paths.results={tmp_path}")

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from wsss.data.annotations import BoxAnnotation, PointAnnotation, ScribbleAnnotation
-from wsss.seeds.box import BoxSeedParams, box_seeds, class_box_masks, filled_box_labels, grabcut_object
+from wsss.seeds.box import (BoxSeedParams, GrabCutReport, box_seeds, class_box_masks, filled_box_labels,
+                            grabcut_object)
 from wsss.seeds.evidence import cam_for_classes
 from wsss.seeds.point import nearest_point_labels, point_discs, point_seeds
 from wsss.seeds.scribble import nearest_seed_labels, scribble_seeds
@@ -136,6 +137,37 @@ def test_grabcut_falls_back_to_the_filled_box():
     flat[0:5] = (10, 200, 10)
     box = grabcut_object(flat, (20, 20, 40, 40), min_cover=1.01)
     assert box.sum() == 21 * 21
+
+
+def test_every_filled_box_fallback_is_counted_by_reason():
+    image = disc_scene()
+    flat = np.full((60, 80, 3), 120, np.uint8)
+    flat[0:5] = (10, 200, 10)
+    report = GrabCutReport()
+    grabcut_object(image, (24, 14, 56, 46), report=report)                 # GrabCut's own object
+    grabcut_object(image, (0, 0, 79, 59), report=report)                   # whole image
+    grabcut_object(image, (10, 10, 10, 40), report=report)                 # thin
+    grabcut_object(flat, (20, 20, 40, 40), min_cover=1.01, report=report)  # low cover
+    assert report.as_dict() == {"boxes": 4, "opencv_errors": [], "filled_box_fallbacks": {
+        "thin_box": 1, "whole_image": 1, "low_cover": 1, "opencv_error": 0}}
+    assert report.summary() == "GrabCut: 4 boxes, 3 filled box fallbacks (thin_box 1, whole_image 1, low_cover 1)"
+
+
+def test_an_opencv_failure_is_logged_and_counted_not_silent(monkeypatch, capsys):
+    import cv2
+
+    def broken(*args, **kwargs):
+        raise cv2.error("OpenCV(5.1.0) grabcut.cpp:386: error: (-215:Assertion failed) !bgdSamples.empty()")
+
+    monkeypatch.setattr(cv2, "grabCut", broken)
+    report = GrabCutReport()
+    seeds = box_seeds(disc_scene(), [BoxAnnotation(12, (24, 14, 56, 46))], report=report, image_id="2008_000123")
+    assert (seeds[14:47, 24:57] == 12).all()  # the filled box, as the rule says, but not silently:
+    assert report.fallbacks["opencv_error"] == 1
+    assert report.errors == ["2008_000123: box (24, 14, 56, 46): OpenCV(5.1.0) grabcut.cpp:386: error: "
+                             "(-215:Assertion failed) !bgdSamples.empty()"]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("[grabcut] OpenCV error, filled box used instead: 2008_000123: box")
 
 
 def test_box_seeds_inside_ignore_or_background_and_outside_background():

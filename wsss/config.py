@@ -42,20 +42,70 @@ def register_schemas() -> None:
         importlib.import_module(f"wsss.schemas.{info.name}")
 
 
+def _describe(exc: BaseException, before: str = "") -> str:
+    """One line for one exception: its message's meaningful lines, with the file and line of a YAML error,
+    the key of an OmegaConf error and the options Hydra lists for an unknown group choice."""
+    import yaml
+
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{mark.name}: line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        what = exc.problem or exc.context or type(exc).__name__
+        context = f" ({exc.context})" if exc.context and exc.problem else ""
+        return f"malformed YAML: {where}{what}{context}"
+    parts: list[str] = []
+    options: list[str] = []
+    collecting = None
+    for raw in str(exc).splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        if line.startswith("Config search path:"):
+            break
+        if line.startswith(("Set the environment variable HYDRA_FULL_ERROR", "object_type=", "full_key:",
+                            "reference_type=", "To append to your", "See https://hydra.cc")):
+            continue
+        if "$VALUE" in line or "$KEY" in line or line == "None":  # OmegaConf's unformatted message templates
+            continue
+        if line.startswith("Available options in"):
+            collecting = options
+            continue
+        if collecting is not None and raw.startswith(("\t", " ")):
+            collecting.append(line)
+            continue
+        collecting = None
+        parts.append(line.rstrip("."))
+    if not parts:
+        return ""
+    text = ": ".join(parts)
+    if options:
+        text += f" (available: {', '.join(options)})"
+    key = getattr(exc, "full_key", None)
+    if key and not any(f"'{key}'" in t or f" {key}=" in t for t in (text, before)):
+        text = f"key '{key}': {text}"
+    if not isinstance(exc, (OmegaConfBaseException,)) and type(exc).__module__.split(".")[0] not in ("hydra", "omegaconf"):
+        text = f"{type(exc).__name__}: {text}"
+    return text
+
+
 def _config_error(stage: str, exc: BaseException) -> WsssError:
+    """One line ``config <stage>: <what>: <cause>...`` from a composition error and the chain of its causes."""
     if isinstance(exc, MissingMandatoryValue):
         key = getattr(exc, "full_key", "") or "?"
         return WsssError(
             f"config {stage}: missing value for '{key}': set it in conf/, on the stage command line ({key}=...) "
             f"or for Snakemake with --config overrides=\"{key}=...\""
         )
-    message = str(exc).strip().splitlines()
-    head = message[0] if message else type(exc).__name__
-    cause = exc.__cause__ or exc.__context__
-    reason = str(cause).strip().splitlines()[0] if cause is not None and str(cause).strip() else ""
-    if not reason and len(message) > 1:
-        reason = message[1].strip()
-    return WsssError(f"config {stage}: {head}" + (f": {reason}" if reason else ""))
+    pieces: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        piece = _describe(current, ": ".join(pieces))
+        if piece and not any(piece in earlier for earlier in pieces):
+            pieces.append(piece)
+        current = current.__cause__ or current.__context__
+    return WsssError(f"config {stage}: " + (": ".join(pieces) or type(exc).__name__))
 
 
 def compose(stage: str, overrides: Sequence[str] = ()) -> DictConfig:
@@ -86,19 +136,33 @@ def compose(stage: str, overrides: Sequence[str] = ()) -> DictConfig:
     return cfg
 
 
-def config_hash(cfg: DictConfig) -> str:
+#: top-level keys that change how fast a stage runs, never what it computes: a training checkpoint written
+#: with other values of them is still valid (``--cores`` sets ``num_threads``)
+RUNTIME_ONLY_KEYS = ("num_threads",)
+
+
+def config_hash(cfg: DictConfig, leave_out: Sequence[str] = ()) -> str:
     """SHA-256 (16 hex digits) of the resolved config as sorted YAML.
 
     ``supervision.recipe`` (which recipe the supervision's plain targets mean) is left out: switching the
-    default recipe must not rerun a stage whose config is otherwise the same.
+    default recipe must not rerun a stage whose config is otherwise the same. ``leave_out``: further
+    top-level keys to leave out.
     """
     container = OmegaConf.to_container(cfg, resolve=True)
     container.pop("hydra", None)  # type: ignore[union-attr]
+    for key in leave_out:
+        container.pop(key, None)  # type: ignore[union-attr]
     supervision = container.get("supervision")  # type: ignore[union-attr]
     if isinstance(supervision, dict):
         supervision.pop("recipe", None)
     text = OmegaConf.to_yaml(OmegaConf.create(container), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def checkpoint_fingerprint(cfg: DictConfig) -> str:
+    """The config fingerprint a training checkpoint records: :func:`config_hash` without
+    :data:`RUNTIME_ONLY_KEYS`, so a rerun with another ``--cores`` resumes instead of starting afresh."""
+    return config_hash(cfg, leave_out=RUNTIME_ONLY_KEYS)
 
 
 def _module_file(module: str) -> Path | None:
@@ -182,6 +246,37 @@ def stage_fingerprint(stage: str, overrides: Sequence[str] = (), cfg: DictConfig
     return f"{config_hash(composed)}-{source_hash(f'stages.{stage}')}"
 
 
+def _save_run_config(cfg: DictConfig) -> None:
+    """``<out_dir>/.hydra/config.yaml`` (the composed config) and ``overrides.yaml`` (the command line), as
+    Hydra's ``output_subdir`` would, but through :mod:`wsss.io`'s atomic writes (one-line errors)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from wsss.io import atomic_path
+
+    out_dir = cfg.get("out_dir") if "out_dir" in cfg else None
+    if not out_dir:
+        return
+    folder = Path(str(out_dir)) / ".hydra"
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    for name, text in (("config.yaml", OmegaConf.to_yaml(cfg)), ("overrides.yaml", OmegaConf.to_yaml(overrides))):
+        with atomic_path(folder / name) as tmp:
+            tmp.write_text(text)
+
+
+def _validate_command_line(config_name: str, args: Sequence[str]) -> None:
+    """Compose the stage's config from its command line first, so that a bad override or config file ends
+    in one line (``error: config <stage>: ...``, exit 1) instead of Hydra's multi-line report or traceback.
+    Command lines with Hydra flags (``--cfg``, ``-m``, ...) are left to Hydra."""
+    if any(arg.startswith("-") for arg in args):
+        return
+    overrides = [arg for arg in args if not arg.lstrip("+~").startswith("hydra")]
+    try:
+        compose(config_name, overrides)
+    except WsssError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(1)
+
+
 def stage_main(config_name: str) -> Callable[[Callable[[DictConfig], None]], Callable[[], None]]:
     """Decorator turning ``fn(cfg)`` into a Hydra CLI entry point for ``conf/<config_name>.yaml``.
 
@@ -197,6 +292,7 @@ def stage_main(config_name: str) -> Callable[[Callable[[DictConfig], None]], Cal
                 print(f"error: {_config_error(config_name, exc)}", file=sys.stderr, flush=True)
                 sys.exit(1)
             try:
+                _save_run_config(cfg)
                 fn(cfg)
             except WsssError as exc:
                 print(f"error: {exc}", file=sys.stderr, flush=True)
@@ -207,6 +303,7 @@ def stage_main(config_name: str) -> Callable[[Callable[[DictConfig], None]], Cal
             import hydra
 
             register_schemas()
+            _validate_command_line(config_name, sys.argv[1:])
             hydra.main(version_base=None, config_path=str(CONF_DIR), config_name=config_name)(task)()
 
         return main

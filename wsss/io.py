@@ -8,6 +8,7 @@ Label maps are VOC palette PNGs (values 0..20, 255 = ignore); score maps are
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -50,17 +51,57 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     extension (PIL, numpy) behave. On an exception the temporary is removed.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
     os.close(fd)
     tmp = Path(tmp_name)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; artifacts get the usual permissions
     try:
         yield tmp
+        _crash_point("before_rename", path)
         os.replace(tmp, path)
+        _crash_point("after_rename", path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno in _WRITE_ERRNOS:
+            raise _write_error(path, exc) from None
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+#: fault injection for the crash-and-resume harness (tests/test_crash_resume.py): ``WSSS_CRASH_AT=
+#: <before_rename|after_rename>:<file name pattern>:<n>`` kills the process (SIGKILL) at the n-th write of a
+#: file matching the pattern, with its temporary complete but not yet renamed, or just after the rename
+_CRASH_AT = os.environ.get("WSSS_CRASH_AT", "")
+_crash_counts: dict[str, int] = {}
+
+
+def _crash_point(point: str, path: Path) -> None:
+    if not _CRASH_AT:
+        return
+    import fnmatch
+    import signal
+
+    where, pattern, count = _CRASH_AT.split(":")
+    if where != point or not fnmatch.fnmatch(path.name, pattern):
+        return
+    _crash_counts[point] = _crash_counts.get(point, 0) + 1
+    if _crash_counts[point] == int(count):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+#: errors of the filesystem, not of the data: a full disk, a quota, a read-only mount, no permission
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+
+
+def _write_error(path: Path, exc: OSError) -> WsssError:
+    reason = exc.strerror or str(exc)
+    return WsssError(f"{path.parent}: cannot write {path.name}: {reason} (nothing was left half-written)")
 
 
 def save_label_png(path: str | os.PathLike, label: np.ndarray) -> None:
@@ -85,7 +126,9 @@ def load_label_png(path: str | os.PathLike) -> np.ndarray:
             return np.array(image, dtype=np.uint8)
     except FileNotFoundError:
         raise WsssError(f"{path}: file not found") from None
-    except (OSError, SyntaxError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise WsssError(f"{path}: label PNG too large to decode ({exc.args[0].split(',')[0]})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # PIL's errors for a damaged file
         raise WsssError(f"{path}: unreadable PNG ({exc})") from None
 
 
@@ -97,13 +140,18 @@ def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
 
 
 def load_npy(path: str | os.PathLike) -> np.ndarray:
-    """Read a ``.npy`` array written by :func:`save_npy` (no pickles)."""
+    """Read a ``.npy`` array written by :func:`save_npy` (no pickles). A score map must be finite: NaN or inf
+    values (a diverged model upstream, a damaged file) are a one-line :class:`WsssError` naming the file."""
     try:
-        return np.load(path, allow_pickle=False)
+        array = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise WsssError(f"{path}: file not found") from None
-    except ValueError as exc:
+    except (ValueError, OSError, EOFError) as exc:
         raise WsssError(f"{path}: unreadable .npy ({exc})") from None
+    if np.issubdtype(array.dtype, np.floating) and array.size and not np.isfinite(array).all():
+        bad = int(array.size - np.isfinite(array).sum())
+        raise WsssError(f"{path}: {bad} non-finite values (NaN or inf) in the array")
+    return array
 
 
 def save_json(path: str | os.PathLike, record: Any) -> None:
@@ -143,6 +191,12 @@ def load_json(path: str | os.PathLike) -> Any:
         raise WsssError(f"{path}: file not found") from None
     except json.JSONDecodeError as exc:
         raise WsssError(f"{path}: malformed JSON (line {exc.lineno}: {exc.msg})") from None
+    except UnicodeDecodeError as exc:
+        raise WsssError(f"{path}: malformed JSON (not UTF-8 text: byte {exc.start})") from None
+    except RecursionError:
+        raise WsssError(f"{path}: malformed JSON (nested too deeply)") from None
+    except OSError as exc:
+        raise WsssError(f"{path}: unreadable JSON ({exc})") from None
 
 
 def save_torch(path: str | os.PathLike, obj: Any) -> None:
@@ -150,4 +204,38 @@ def save_torch(path: str | os.PathLike, obj: Any) -> None:
     import torch
 
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as exc:  # torch reports a failed write (a full disk) as a RuntimeError
+            if "write" not in str(exc).lower():
+                raise
+            tmp.unlink(missing_ok=True)
+            raise WsssError(f"{Path(path).parent}: cannot write {Path(path).name}: "
+                            f"{str(exc).strip().splitlines()[0]} (nothing was left half-written)") from None
+
+
+def load_torch(path: str | os.PathLike, what: str, required: tuple[str, ...] = ()) -> Any:
+    """``torch.load`` of a model file written by a stage; missing, truncated or corrupt files and ones lacking
+    a ``required`` key give a one-line :class:`WsssError` naming the file (``what``: e.g. ``"classifier"``)."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise WsssError(f"{path}: {what} not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # RuntimeError, UnpicklingError, EOFError, ...: a truncated or foreign file
+        text = str(exc).strip().splitlines()
+        first = text[0].split(". ")[0].rstrip(".") if text else ""  # torch appends paragraphs of advice
+        reason = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+        raise WsssError(f"{path}: unreadable {what} file, truncated or corrupt ({reason}); rerun the stage that "
+                        f"writes it") from None
+    missing = [key for key in required if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise WsssError(f"{path}: not a {what} file (no '{missing[0]}')")
+    weights = state.get("state_dict") if isinstance(state, dict) else None
+    if isinstance(weights, dict):
+        for name, tensor in weights.items():
+            if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise WsssError(f"{path}: {what} weight '{name}' holds NaN or inf (training diverged?)")
+    return state

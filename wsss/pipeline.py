@@ -53,10 +53,12 @@ class LabelStageOutput:
             gt = self.dataset.load_class_mask(image_id)
             self.per_image[image_id] = self.scorer.add(label, gt, name=image_id)
 
-    def finish(self) -> dict[str, Any] | None:
+    def finish(self, extra: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """Write ``metrics.json`` (with ``extra``'s entries added) and ``per_image.json``; the record, or None
+        when no image had ground truth."""
         if self.scorer.n_images == 0:
             return None
-        record = self.scorer.record(self.protocol)
+        record = {**self.scorer.record(self.protocol), **(extra or {})}
         save_json(self.out_dir / "per_image.json", self.per_image)
         save_json(self.out_dir / "metrics.json", record)
         print(f"[{self.protocol.get('stage', '')}] mIoU {record['miou']:.2f} over {record['n_images']} images "

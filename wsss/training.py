@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
@@ -93,24 +94,78 @@ class PolySGD:
 class Checkpointer:
     """Resumable training state in an undeclared work folder (Snakemake wipes declared outputs).
 
-    ``fingerprint`` identifies the run's config; a checkpoint with another
-    fingerprint is ignored, so a changed config starts afresh.
+    ``fingerprint`` identifies the run's config (:func:`wsss.config.checkpoint_fingerprint`: the config
+    hash without ``num_threads``). A checkpoint that cannot be used (unreadable, truncated, written by
+    another config, not fitting the model) is reported in one line naming the file and why, and training
+    restarts from scratch. :meth:`save` writes through a temporary name and a rename, so a run killed
+    during the write keeps the previous checkpoint.
     """
 
-    def __init__(self, work_dir: str | os.PathLike | None, fingerprint: str) -> None:
+    def __init__(self, work_dir: str | os.PathLike | None, fingerprint: str, stream: Any = None) -> None:
         from pathlib import Path
 
         self.path = Path(work_dir) / "checkpoint.pt" if work_dir else None
         self.fingerprint = fingerprint
+        self.stream = stream
+        #: why the last :meth:`load` ignored the checkpoint (None: it was used, or there was none)
+        self.rejected: str | None = None
 
-    def load(self) -> dict | None:
+    def _problem_reading(self, exc: BaseException) -> str:
+        import zipfile
+
+        size = self.path.stat().st_size
+        if size == 0:
+            return "truncated (empty file)"
+        if not zipfile.is_zipfile(self.path):
+            # torch.save writes a zip archive whose directory is at the end: without it the write was cut short
+            with open(self.path, "rb") as handle:
+                starts_as_zip = handle.read(4) == b"PK\x03\x04"
+            if starts_as_zip:
+                return f"truncated ({size} bytes, no zip directory at the end)"
+            return f"corrupt (not a torch checkpoint: {_first_line(exc)})"
+        return f"corrupt ({_first_line(exc)})"
+
+    def _check(self, state: Any, model: nn.Module | None) -> str | None:
+        if not isinstance(state, dict) or "fingerprint" not in state:
+            return "corrupt (not a training checkpoint: no config fingerprint)"
+        if state["fingerprint"] != self.fingerprint:
+            return (f"config mismatch (written by config {state['fingerprint']}, this run is {self.fingerprint})")
+        if model is not None:
+            saved = state.get("model")
+            if not isinstance(saved, dict):
+                return "corrupt (no model weights)"
+            expected = model.state_dict()
+            missing = sorted(set(expected) - set(saved))
+            extra = sorted(set(saved) - set(expected))
+            if missing or extra:
+                name = (missing or extra)[0]
+                return f"does not fit the model ({'missing' if missing else 'unexpected'} weight '{name}')"
+            for name, tensor in expected.items():
+                if tuple(saved[name].shape) != tuple(tensor.shape):
+                    return (f"does not fit the model (weight '{name}' has shape {tuple(saved[name].shape)}, "
+                            f"the model {tuple(tensor.shape)})")
+        return None
+
+    def load(self, model: nn.Module | None = None) -> dict | None:
+        """The saved state, or None (no checkpoint, or one that cannot be used: reported in one line).
+
+        ``model``: check that the saved weights have its names and shapes before they are loaded.
+        """
+        self.rejected = None
         if self.path is None or not self.path.exists():
             return None
         try:
             state = torch.load(self.path, map_location="cpu", weights_only=False)
-        except Exception:
-            return None
-        return state if state.get("fingerprint") == self.fingerprint else None
+        except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for a bad file
+            problem = self._problem_reading(exc)
+        else:
+            problem = self._check(state, model)
+        if problem is None:
+            return state
+        self.rejected = problem
+        print(f"checkpoint {self.path}: {problem}; ignored, training restarts from scratch",
+              file=self.stream or sys.stderr, flush=True)
+        return None
 
     def save(self, state: dict) -> None:
         if self.path is None:
@@ -122,6 +177,12 @@ class Checkpointer:
     def clear(self) -> None:
         if self.path is not None:
             self.path.unlink(missing_ok=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    first = text.splitlines()[0].split(". ")[0].rstrip(".") if text else ""  # torch appends paragraphs of advice
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 @dataclass
@@ -165,12 +226,13 @@ def train_epochs(
                         settings.momentum, settings.weight_decay)
     history: list[dict] = []
     start_epoch = 0
-    state = checkpointer.load() if checkpointer else None
+    state = checkpointer.load(model) if checkpointer else None
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
         history, start_epoch = state["history"], state["epoch"]
+        print(f"[{desc}] resuming from epoch {start_epoch}/{settings.epochs} ({checkpointer.path})", flush=True)
     progress = Progress(total=total_steps, desc=desc, unit="batches", initial=start_epoch * len(loader))
     for epoch in range(start_epoch, settings.epochs):
         samples.epoch = epoch

@@ -43,7 +43,9 @@ def load_affinity_net(affinity_dir, device: torch.device | str = "cpu") -> tuple
     path = Path(affinity_dir) / "model.pt"
     if not path.is_file():
         raise WsssError(f"{path}: AffinityNet not found (run train_affinity first)")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    from wsss.io import load_torch
+
+    checkpoint = load_torch(path, "AffinityNet", ("config", "backbone", "state_dict"))
     model_cfg, backbone = checkpoint["config"]["model"], checkpoint["backbone"]
     model = AffinityNet(backbone["arch"], backbone["output_stride"], model_cfg["feature_dim"], model_cfg["stride"],
                         width=backbone["width"])

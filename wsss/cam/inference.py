@@ -19,10 +19,12 @@ def load_classifier(classifier_dir, device: torch.device | str = "cpu") -> CAMCl
 
     from wsss.errors import WsssError
 
+    from wsss.io import load_torch
+
     path = Path(classifier_dir) / "model.pt"
     if not path.is_file():
         raise WsssError(f"{path}: classifier not found (run train_classifier first)")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint = load_torch(path, "classifier", ("config", "state_dict"))
     backbone = checkpoint["config"]["backbone"]
     model = CAMClassifier(backbone["arch"], backbone["output_stride"], 20, width=backbone.get("width", 64))
     model.load_state_dict(checkpoint["state_dict"])

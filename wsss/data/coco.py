@@ -60,6 +60,41 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _is_id(value: Any) -> bool:
+    """An image or category id: an integer or a string (never a list, a dict or a bool)."""
+    return isinstance(value, (int, str)) and not isinstance(value, bool)
+
+
+def _compressed_rle_pixels(counts: str) -> int | None:
+    """Pixels covered by a compressed COCO RLE string (pycocotools' ``rleFrString`` format: 5-bit groups
+    offset by 48, continuation bit 0x20, sign bit 0x10, from the third run on a delta to the run two
+    before), or None when the string is malformed. pycocotools decodes such strings without bounds
+    checks, so they are checked here first."""
+    runs: list[int] = []
+    position, total = 0, 0
+    while position < len(counts):
+        value, shift, more = 0, 0, True
+        while more:
+            if position >= len(counts):
+                return None
+            c = ord(counts[position]) - 48
+            if not 0 <= c < 64:
+                return None
+            value |= (c & 0x1F) << (5 * shift)
+            more = bool(c & 0x20)
+            position += 1
+            shift += 1
+            if not more and c & 0x10:
+                value |= -1 << (5 * shift)
+        if len(runs) > 2:
+            value += runs[-2]
+        if value < 0:
+            return None
+        runs.append(value)
+        total += value
+    return total
+
+
 def validate_coco(data: Any, where: str) -> list[str]:
     """Every structural problem of a loaded COCO instances json, as one-line messages naming ``where``.
 
@@ -83,13 +118,17 @@ def validate_coco(data: Any, where: str) -> list[str]:
         if not isinstance(image, dict) or "id" not in image:
             problems.append(f"{where}: images[{n}]: missing 'id'")
             continue
+        if not _is_id(image["id"]):
+            problems.append(f"{where}: images[{n}]: id {image['id']!r} is not an integer or a string")
+            continue
         iid = image["id"]
         name = image.get("file_name")
         h, w = image.get("height"), image.get("width")
         if not isinstance(name, str) or not name:
             problems.append(f"{where}: image {iid}: missing 'file_name'")
             continue
-        if not (isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0):
+        if not (isinstance(h, int) and isinstance(w, int) and not isinstance(h, bool) and not isinstance(w, bool)
+                and h > 0 and w > 0):
             problems.append(f"{where}: image {iid} ({name}): invalid size width={w!r} height={h!r}")
             continue
         if iid in sizes:
@@ -103,8 +142,9 @@ def validate_coco(data: Any, where: str) -> list[str]:
         sizes[iid] = (h, w)
     categories: set[Any] = set()
     for n, category in enumerate(data["categories"]):
-        if not isinstance(category, dict) or "id" not in category or not isinstance(category.get("name"), str):
-            problems.append(f"{where}: categories[{n}]: needs 'id' and 'name'")
+        if (not isinstance(category, dict) or not _is_id(category.get("id"))
+                or not isinstance(category.get("name"), str)):
+            problems.append(f"{where}: categories[{n}]: needs 'id' (an integer or a string) and 'name'")
         elif category["id"] in categories:
             problems.append(f"{where}: category {category['id']}: duplicate category id")
         else:
@@ -114,14 +154,16 @@ def validate_coco(data: Any, where: str) -> list[str]:
             problems.append(f"{where}: annotations[{n}]: not an object")
             continue
         label = f"{where}: annotation {ann.get('id', f'#{n}')}"
-        if ann.get("image_id") not in sizes:
+        if not _is_id(ann.get("image_id")) or ann.get("image_id") not in sizes:
             problems.append(f"{label}: unknown image_id {ann.get('image_id')!r}")
             continue
-        if ann.get("category_id") not in categories:
+        if not _is_id(ann.get("category_id")) or ann.get("category_id") not in categories:
             problems.append(f"{label}: unknown category_id {ann.get('category_id')!r}")
         height, width = sizes[ann["image_id"]]
         if ann.get("iscrowd", 0) not in (0, 1):
             problems.append(f"{label}: iscrowd {ann.get('iscrowd')!r} is not 0 or 1")
+        if "area" in ann and not (_is_number(ann["area"]) and ann["area"] >= 0):
+            problems.append(f"{label}: area {ann['area']!r} is not a number >= 0")
         bbox = ann.get("bbox")
         if bbox is not None:
             if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_number(v) for v in bbox)):
@@ -141,12 +183,26 @@ def validate_coco(data: Any, where: str) -> list[str]:
                         and all(_is_number(v) for v in polygon)):
                     problems.append(f"{label}: malformed polygon (needs an even number >= 6 of coordinates)")
                     break
+                # pycocotools rasterises a polygon edge by edge at pixel steps: a far-away vertex would cost
+                # memory in proportion to its distance (and crash it), so vertices must lie in the image
+                xs, ys = polygon[0::2], polygon[1::2]
+                if (min(xs) < -BOX_TOLERANCE or min(ys) < -BOX_TOLERANCE or max(xs) > width + BOX_TOLERANCE
+                        or max(ys) > height + BOX_TOLERANCE):
+                    problems.append(f"{label}: polygon vertex outside the {width}x{height} image")
+                    break
         elif isinstance(segmentation, dict):
             size = segmentation.get("size")
             if not isinstance(segmentation.get("counts"), (list, str)) or not isinstance(size, list):
                 problems.append(f"{label}: malformed RLE (needs 'counts' and 'size')")
             elif list(size) != [height, width]:
                 problems.append(f"{label}: RLE size {size} differs from the image size [{height}, {width}] (HxW)")
+            elif isinstance(segmentation["counts"], str) and _compressed_rle_pixels(segmentation["counts"]) != height * width:
+                problems.append(f"{label}: malformed compressed RLE counts (they must cover {height}x{width} pixels)")
+            elif isinstance(segmentation["counts"], list) and not (
+                    all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in segmentation["counts"])
+                    and sum(segmentation["counts"]) == height * width):
+                problems.append(f"{label}: malformed RLE counts (non-negative integers summing to {height}x{width} "
+                                f"pixels)")
         else:
             problems.append(f"{label}: malformed segmentation (neither polygons nor RLE)")
     return problems
@@ -168,7 +224,7 @@ def segmentation_to_mask(segmentation: Any, size: tuple[int, int], where: str = 
         with warnings.catch_warnings():  # pycocotools' Cython decode trips numpy 2's __array__(copy=) deprecation
             warnings.simplefilter("ignore", DeprecationWarning)
             return mask_utils.decode(rle).astype(bool)
-    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError) as exc:
         raise WsssError(f"{where}: malformed segmentation ({exc})") from None
 
 

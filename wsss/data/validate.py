@@ -8,10 +8,21 @@ and what is wrong. Boxes and points use 0-based pixel coordinates: pixel
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from wsss.errors import WsssError
 from wsss.io import IGNORE_INDEX
+
+
+def _finite(value: float) -> bool:
+    """``math.isfinite`` that also takes Python integers too large for a float (finite: the range checks
+    that follow reject them)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return True
 
 
 def check_box(box: tuple[float, float, float, float], size: tuple[int, int], where: str, what: str = "box") -> None:
@@ -23,7 +34,7 @@ def check_box(box: tuple[float, float, float, float], size: tuple[int, int], whe
     """
     height, width = size
     x0, y0, x1, y1 = box
-    if not all(np.isfinite(v) for v in box):
+    if not all(_finite(v) for v in box):
         raise WsssError(f"{where}: {what} {tuple(box)} has a non-finite coordinate")
     if x1 < x0 or y1 < y0:
         raise WsssError(f"{where}: {what} {tuple(box)} is inverted or empty (x1 < x0 or y1 < y0)")
@@ -41,7 +52,7 @@ def check_point_in_image(x: float, y: float, size: tuple[int, int], where: str, 
     when it lies in a pixel of the image (the one at ``floor(x), floor(y)``).
     """
     height, width = size
-    if not (np.isfinite(x) and np.isfinite(y)):
+    if not (_finite(x) and _finite(y)):
         raise WsssError(f"{where}: {what} ({x}, {y}) has a non-finite coordinate")
     if not (0 <= x < width and 0 <= y < height):
         raise WsssError(

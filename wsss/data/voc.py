@@ -65,7 +65,9 @@ def read_image(path: Path) -> np.ndarray:
             return np.asarray(image.convert("RGB"), dtype=np.uint8)
     except FileNotFoundError:
         raise WsssError(f"{path}: image file not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise WsssError(f"{path}: image too large to decode ({exc.args[0].split(',')[0]})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise WsssError(f"{path}: unreadable or truncated image ({exc})") from None
 
 
@@ -76,7 +78,9 @@ def read_image_size(path: Path) -> tuple[int, int]:
             width, height = image.size
     except FileNotFoundError:
         raise WsssError(f"{path}: image file not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise WsssError(f"{path}: image too large to decode ({exc.args[0].split(',')[0]})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise WsssError(f"{path}: unreadable or truncated image ({exc})") from None
     return height, width
 
@@ -292,7 +296,7 @@ def _xml_flag(element: ET.Element, tag: str, where: str) -> bool:
         return False
     try:
         return bool(int(float(text)))
-    except ValueError:
+    except (ValueError, OverflowError):  # not a number, nan, inf
         raise WsssError(f"{where}: malformed XML: <{tag}> {text!r} is not 0 or 1") from None
 
 
@@ -375,7 +379,7 @@ def parse_voc_xml(
         text = _xml_text(size, tag) if size is not None else None
         try:
             value = int(float(text)) if text is not None else None
-        except ValueError:
+        except (ValueError, OverflowError):  # not a number, nan, inf
             value = None
         if value is None or value <= 0:
             fail(f"{where}: malformed XML: missing or invalid <size><{tag}> ({text!r})")

@@ -171,7 +171,7 @@ def run_training(
     """
     history: list[dict[str, float]] = []
     start = 0
-    state = checkpointer.load() if checkpointer is not None else None
+    state = checkpointer.load(model) if checkpointer is not None else None
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])

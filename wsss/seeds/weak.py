@@ -16,7 +16,7 @@ from wsss.crf import CRFParams
 from wsss.data.annotations import SUPERVISIONS_WITH_FILES, WeakAnnotation, load_weak_annotation
 from wsss.data.reader import DatasetReader
 from wsss.errors import WsssError
-from wsss.seeds.box import BoxSeedParams, box_seeds
+from wsss.seeds.box import BoxSeedParams, GrabCutReport, box_seeds
 from wsss.seeds.evidence import cam_evidence_seeds
 from wsss.seeds.geodesic import GeodesicParams
 from wsss.seeds.point import point_seeds
@@ -81,8 +81,10 @@ class WeakSeedBuilder:
         return (self.kind == "point" and self.point_cam_fusion) or (self.kind == "box" and self.box_cam_intersect)
 
     def seeds(self, image: np.ndarray, annotation: WeakAnnotation,
-              cam: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
-        """Seeds ``(H,W)`` uint8 of ``image (H,W,3)`` from its ``annotation``; ``cam = (cam (K,H,W), keys (K,))``."""
+              cam: tuple[np.ndarray, np.ndarray] | None = None, report: GrabCutReport | None = None,
+              image_id: str = "") -> np.ndarray:
+        """Seeds ``(H,W)`` uint8 of ``image (H,W,3)`` from its ``annotation``; ``cam = (cam (K,H,W), keys (K,))``;
+        ``report``: where boxes' GrabCut outcomes are counted."""
         size = image.shape[:2]
         cam_seeds = None
         if self.uses_cam and cam is not None:
@@ -94,9 +96,10 @@ class WeakSeedBuilder:
                                self.point_min_confidence, image, self.point_geodesic)
         if self.kind == "scribble":
             return scribble_seeds(annotation.scribbles, size, self.scribble_width)
-        return box_seeds(image, annotation.boxes, self.box, cam_seeds)
+        return box_seeds(image, annotation.boxes, self.box, cam_seeds, report, image_id)
 
-    def build(self, dataset: DatasetReader, image_id: str, cam: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    def build(self, dataset: DatasetReader, image_id: str, cam: tuple[np.ndarray, np.ndarray] | None = None,
+              report: GrabCutReport | None = None) -> np.ndarray:
         """Read the annotation of ``image_id`` and return its seeds ``(H,W)`` uint8."""
         annotation = load_weak_annotation(dataset, self.kind, self.folder, image_id)
-        return self.seeds(dataset.load_image(image_id), annotation, cam)
+        return self.seeds(dataset.load_image(image_id), annotation, cam, report, image_id)
