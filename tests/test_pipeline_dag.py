@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,7 +70,11 @@ def pipeline(tmp_path_factory, kernels_built) -> Path:
         shutil.copytree(REPO / "rules", workdir / "rules", ignore=shutil.ignore_patterns("__pycache__"))
     for name, override in TINY_RECIPES.items():
         recipe = workdir / "conf" / "recipe" / f"{name}.yaml"
-        recipe.write_text(recipe.read_text() + f"overrides: {{propagate: [{override}]}}\n")
+        fields = yaml.safe_load(recipe.read_text())
+        overrides = fields.pop("overrides", None) or {}
+        overrides.setdefault("propagate", []).append(override)
+        recipe.write_text(yaml.safe_dump(fields, sort_keys=False)
+                          + f"overrides: {yaml.safe_dump(overrides, default_flow_style=True).strip()}\n")
     result = snakemake(workdir, TARGET)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return workdir

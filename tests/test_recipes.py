@@ -23,7 +23,8 @@ from wsss.workflow.recipes import load_recipe, recipe_names, recipes_for, resolv
 # ------------------------------------------------------------------ resolution
 def test_each_supervision_names_an_applicable_default():
     assert resolve_recipe("image").name == "psa"
-    for supervision in ("point", "scribble", "box"):
+    assert resolve_recipe("point").name == "apro"  # geodesic point seeds: no AffinityNet needed
+    for supervision in ("scribble", "box"):
         assert resolve_recipe(supervision).name == "random_walk"
 
 
@@ -53,7 +54,7 @@ def test_inapplicable_recipe_is_rejected():
 def test_stage_overrides_of_a_recipe():
     psa = load_recipe("psa")
     assert psa.stage_overrides("propagate") == ["propagation=cam_walk", "cam=classifier"]
-    assert psa.stage_overrides("refine_crf") == []  # the dataset's own kernels
+    assert psa.stage_overrides("refine_crf") == ["keep_seeds=true"]  # the dataset's own kernels, seeds kept
     assert load_recipe("a2gnn").stage_overrides("refine_crf") == ["crf=a2gnn"]
     assert load_recipe("apro_camfree").stage_overrides("propagate") == ["propagation=apro", "cam=none"]
 
