@@ -65,13 +65,19 @@ def test_cam_free_chain_make_seeds_propagate_refine_crf(tiny, tmp_path, kind, ke
     assert json.loads((out / "apro" / "metrics.json").read_text())["protocol"]["cam"] == "none"
 
 
-def test_malformed_annotation_stops_make_seeds_with_one_line(tiny, tmp_path):
-    broken = tmp_path / "VOC2012"
-    broken.mkdir()
+def root_with_empty(tiny, tmp_path, replaced: str):
+    """A VOC root under ``tmp_path`` linking every folder of ``tiny`` but ``replaced``, which is created empty."""
+    root = tmp_path / "VOC2012"
+    root.mkdir()
     for folder in tiny.iterdir():
-        if folder.name != "Points":
-            (broken / folder.name).symlink_to(folder, target_is_directory=True)
-    (broken / "Points").mkdir()
+        if folder.name != replaced:
+            (root / folder.name).symlink_to(folder, target_is_directory=True)
+    (root / replaced).mkdir()
+    return root
+
+
+def test_malformed_annotation_stops_make_seeds_with_one_line(tiny, tmp_path):
+    broken = root_with_empty(tiny, tmp_path, "Points")
     for name in ("2000_000000", "2000_000001"):
         (broken / "Points" / f"{name}.txt").write_text("5 5 0 1.0\n500 5 0 1.0\n")
     result = stage("make_seeds", "dataset=voc", f"dataset.root={broken}", "supervision=point", "cam=none",
@@ -82,12 +88,7 @@ def test_malformed_annotation_stops_make_seeds_with_one_line(tiny, tmp_path):
 
 
 def test_box_seeds_report_grabcut_fallbacks_in_metrics_and_log(tiny, tmp_path):
-    broken = tmp_path / "VOC2012"
-    broken.mkdir()
-    for folder in tiny.iterdir():
-        if folder.name != "Annotations":
-            (broken / folder.name).symlink_to(folder, target_is_directory=True)
-    (broken / "Annotations").mkdir()
+    broken = root_with_empty(tiny, tmp_path, "Annotations")
     for xml in (tiny / "Annotations").glob("*.xml"):
         text = xml.read_text()
         if xml.stem == "2000_000000":  # a box over the whole 64x48 image: GrabCut has no background sample
