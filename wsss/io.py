@@ -18,6 +18,7 @@ from typing import Any, Iterator
 import numpy as np
 from PIL import Image
 
+from wsss import faults
 from wsss.errors import WsssError
 
 IGNORE_INDEX = 255
@@ -61,9 +62,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; artifacts get the usual permissions
     try:
         yield tmp
-        _crash_point("before_rename", path)
+        faults.crash_point("before_rename", path)
         os.replace(tmp, path)
-        _crash_point("after_rename", path)
+        faults.crash_point("after_rename", path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         if exc.errno in _WRITE_ERRNOS:
@@ -72,27 +73,6 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-
-
-#: fault injection for the crash-and-resume harness (tests/test_crash_resume.py): ``WSSS_CRASH_AT=
-#: <before_rename|after_rename>:<file name pattern>:<n>`` kills the process (SIGKILL) at the n-th write of a
-#: file matching the pattern, with its temporary complete but not yet renamed, or just after the rename
-_CRASH_AT = os.environ.get("WSSS_CRASH_AT", "")
-_crash_counts: dict[str, int] = {}
-
-
-def _crash_point(point: str, path: Path) -> None:
-    if not _CRASH_AT:
-        return
-    import fnmatch
-    import signal
-
-    where, pattern, count = _CRASH_AT.split(":")
-    if where != point or not fnmatch.fnmatch(path.name, pattern):
-        return
-    _crash_counts[point] = _crash_counts.get(point, 0) + 1
-    if _crash_counts[point] == int(count):
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 #: errors of the filesystem, not of the data: a full disk, a quota, a read-only mount, no permission
@@ -200,12 +180,17 @@ def load_json(path: str | os.PathLike) -> Any:
 
 
 def save_torch(path: str | os.PathLike, obj: Any) -> None:
-    """``torch.save`` through a temporary name."""
+    """``torch.save`` through a temporary name; the same object gives the same bytes.
+
+    Written through a file handle: given a path, torch names the archive's top folder after the file, here
+    the random temporary name, so no two saves of the same weights would be byte-identical.
+    """
     import torch
 
     with atomic_path(path) as tmp:
         try:
-            torch.save(obj, tmp)
+            with open(tmp, "wb") as handle:
+                torch.save(obj, handle)
         except RuntimeError as exc:  # torch reports a failed write (a full disk) as a RuntimeError
             if "write" not in str(exc).lower():
                 raise
