@@ -171,12 +171,16 @@ def run_training(
     """
     history: list[dict[str, float]] = []
     start = 0
+    sums: dict[str, float] = {}  # the losses of the history record being summed, and how many steps it holds
+    count = 0
     state = checkpointer.load(model) if checkpointer is not None else None
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         _set_rng_state(state["rng"], device)
         history, start = state["history"], int(state["iteration"])
+        window = state.get("window", {"sums": {}, "count": 0})  # checkpoints written before it was kept
+        sums, count = dict(window["sums"]), int(window["count"])
         if ctx.is_main:
             print(f"[{desc}] resuming from iteration {start}/{iterations} ({checkpointer.path})", flush=True)
     if ctx.enabled:  # ranks draw different random numbers (dropout, proposal sampling), after a resume too
@@ -193,13 +197,12 @@ def run_training(
     def save(iteration: int) -> None:
         if checkpointer is not None and ctx.is_main:
             checkpointer.save({"model": _unwrap(trained).state_dict(), "optimizer": optimizer.state_dict(),
-                               "rng": _rng_state(device), "history": history, "iteration": iteration})
+                               "rng": _rng_state(device), "history": history, "iteration": iteration,
+                               "window": {"sums": dict(sums), "count": count}})
 
     progress = Progress(total=iterations, desc=desc, unit="iters") if ctx.is_main else None
     if progress is not None:
         progress.count = start
-    sums: dict[str, float] = {}
-    count = 0
     iteration = start
     for batch in make_batches(start):
         losses = step(trained, batch)
