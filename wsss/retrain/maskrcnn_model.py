@@ -17,6 +17,7 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHe
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.models.detection.rpn import RPNHead
 from torchvision.ops.misc import FrozenBatchNorm2d
+from torchvision.ops.poolers import MultiScaleRoIAlign, initLevelMapper
 
 from wsss.backbone import ResNetTrunk
 from wsss.errors import WsssError
@@ -88,7 +89,29 @@ def build_maskrcnn(settings: MaskRCNNSettings, num_classes: int) -> MaskRCNN:
         mask_head=MaskRCNNHeads(channels, mask_layers, 1),
         mask_predictor=MaskRCNNPredictor(mask_layers[-1], mask_layers[-1], num_classes),
     )
+    for pooler in (model.roi_heads.box_roi_pool, model.roi_heads.mask_roi_pool):
+        _fix_pooler_scales(pooler, FPN_STRIDES)
     return model
+
+
+#: strides of the FPN levels the RoI poolers read ("0".."3": ResNet layer1..layer4)
+FPN_STRIDES = (4, 8, 16, 32)
+
+
+def _fix_pooler_scales(pooler: MultiScaleRoIAlign, strides: tuple[int, ...]) -> None:
+    """Give the pooler its level scales (1/stride) instead of letting it guess them at its first forward.
+
+    torchvision infers them once, from the first batch, as the power of two nearest feature size / image
+    size; on small images (the padded batch much larger than the image) it guesses 1/2 for the stride-4
+    level, and keeps whatever the first batch gave: a model evaluated in the process that trained it and the
+    same weights loaded afresh (a resumed run, a saved model) then pool from different places.
+    """
+    if len(pooler.featmap_names) != len(strides):
+        raise ValueError(f"pooler reads {len(pooler.featmap_names)} levels, got {len(strides)} strides")
+    pooler.scales = [1.0 / stride for stride in strides]
+    levels = [stride.bit_length() - 1 for stride in strides]
+    pooler.map_levels = initLevelMapper(levels[0], levels[-1], canonical_scale=pooler.canonical_scale,
+                                        canonical_level=pooler.canonical_level)
 
 
 def set_inference_size(model: MaskRCNN, min_size: int) -> None:
