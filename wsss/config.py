@@ -26,6 +26,7 @@ from typing import Callable, Iterable, Sequence
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
+from wsss import faults
 from wsss.errors import WsssError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -292,6 +293,7 @@ def stage_main(config_name: str) -> Callable[[Callable[[DictConfig], None]], Cal
                 print(f"error: {_config_error(config_name, exc)}", file=sys.stderr, flush=True)
                 sys.exit(1)
             try:
+                faults.start(config_name, cfg.get("out_dir"))
                 _save_run_config(cfg)
                 fn(cfg)
             except WsssError as exc:

@@ -1,0 +1,118 @@
+"""Fault injection for the crash-and-resume harness (``benchmarks/crash_resume.py``, ``tests/test_crash_resume.py``).
+
+A stage process kills itself with SIGKILL (what ``kill -9``, the OOM killer and a pre-empted cluster job do) at
+a chosen moment, so the harness can show that a rerun gives the bytes of a run that was never interrupted.
+Nothing here runs unless one of two environment variables is set:
+
+``WSSS_CRASH_AT=<where>:<pattern>:<n>``
+    one process: die at the n-th atomic write (:func:`wsss.io.atomic_path`) of a file whose name (or, for a
+    pattern holding ``/``, whose path) matches the glob ``pattern``; ``where`` is ``before_rename`` (the
+    temporary complete, not yet renamed) or ``after_rename`` (just after the rename).
+
+``WSSS_CRASH_PLAN=<plan.json>``
+    a list of kills for a whole Snakemake run, each ``{"stage": name, "job": substring of out_dir,
+    "at": "<where>:<pattern>:<n>"}`` or ``{..., "after_s": seconds}`` (a moment in time after the stage
+    started). Every start of a stage process takes the first kill of its stage and job that has not fired yet;
+    a kill records that it fired (``<plan>.fired/<index>``) just before it strikes, so Snakemake's retry of the
+    job (``--retries``) or a later rerun meets the next kill, and a job whose kills are spent runs to the end.
+
+``WSSS_WRITE_LOG=<file>``
+    every stage appends ``<stage>\t<out_dir>\t<seconds since start>\t<path>`` for each atomic write it
+    completes: the harness reads an uninterrupted run's writes to place its kills (the n-th write of a job,
+    its last one, its checkpoints).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+WHERE = ("before_rename", "after_rename")
+
+
+@dataclass(frozen=True)
+class WritePoint:
+    """The n-th atomic write of a file matching ``pattern``, ``where`` in :data:`WHERE`."""
+
+    where: str
+    pattern: str
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> "WritePoint":
+        where, pattern, count = text.rsplit(":", 2) if text.count(":") >= 2 else (text, "", "0")
+        if where not in WHERE or not pattern or not count.isdigit() or int(count) < 1:
+            raise ValueError(f"crash point {text!r}: expected <before_rename|after_rename>:<glob>:<n ≥ 1>")
+        return cls(where, pattern, int(count))
+
+    def matches(self, where: str, path: Path) -> bool:
+        subject = str(path) if "/" in self.pattern else path.name
+        return where == self.where and fnmatch.fnmatch(subject, self.pattern)
+
+
+_armed: WritePoint | None = None
+_armed_marker: Path | None = None
+_seen = 0
+_job = ("", "")  # (stage, out_dir) of this process, once :func:`start` has run
+_started = time.monotonic()
+
+
+def _strike(marker: Path | None) -> None:
+    if marker is not None:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text("fired\n")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _arm_from_env() -> None:
+    global _armed
+    text = os.environ.get("WSSS_CRASH_AT", "")
+    if text:
+        _armed = WritePoint.parse(text)
+
+
+_arm_from_env()
+
+
+def start(stage: str, out_dir: str | os.PathLike | None) -> None:
+    """At a stage's start: arm the first unfired kill of ``WSSS_CRASH_PLAN`` for this stage and job (if any)."""
+    global _armed, _armed_marker, _seen, _job, _started
+    _job, _started = (stage, str(out_dir or "")), time.monotonic()
+    plan_file = os.environ.get("WSSS_CRASH_PLAN", "")
+    if not plan_file:
+        return
+    plan = json.loads(Path(plan_file).read_text())
+    fired = Path(f"{plan_file}.fired")
+    for index, kill in enumerate(plan):
+        if kill["stage"] != stage or kill.get("job", "") not in _job[1]:
+            continue
+        marker = fired / str(index)
+        if marker.exists():
+            continue
+        if "after_s" in kill:
+            timer = threading.Timer(float(kill["after_s"]), _strike, args=(marker,))
+            timer.daemon = True
+            timer.start()
+        else:
+            _armed, _armed_marker, _seen = WritePoint.parse(kill["at"]), marker, 0
+        return
+
+
+def crash_point(where: str, path: Path) -> None:
+    """Called by :func:`wsss.io.atomic_path` before and after each rename: strike when the armed point is met."""
+    global _seen
+    log = os.environ.get("WSSS_WRITE_LOG", "")
+    if log and where == "after_rename":
+        with open(log, "a", encoding="utf-8") as handle:  # one short O_APPEND write per line
+            handle.write(f"{_job[0]}\t{_job[1]}\t{time.monotonic() - _started:.3f}\t{path}\n")
+    if _armed is None or not _armed.matches(where, path):
+        return
+    _seen += 1
+    if _seen == _armed.count:
+        _strike(_armed_marker)
