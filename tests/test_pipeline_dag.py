@@ -12,16 +12,15 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.workflow_copy import copy_workflow
+
 TINY = [
     'make_minivoc=n_train=6 n_val=2',
     'train_classifier=train.epochs=1 train.batch_size=3',
@@ -59,22 +58,8 @@ def digest(folder: Path) -> str:
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, kernels_built) -> Path:
-    workdir = tmp_path_factory.mktemp("dag")
-    for name in ("Snakefile", "conf", "stages", "wsss", "kernels", "profiles"):
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, workdir / name, ignore=shutil.ignore_patterns("__pycache__", "cuda_check"))
-        else:
-            shutil.copy2(source, workdir / name)
-    if (REPO / "rules").is_dir():
-        shutil.copytree(REPO / "rules", workdir / "rules", ignore=shutil.ignore_patterns("__pycache__"))
-    for name, override in TINY_RECIPES.items():
-        recipe = workdir / "conf" / "recipe" / f"{name}.yaml"
-        fields = yaml.safe_load(recipe.read_text())
-        overrides = fields.pop("overrides", None) or {}
-        overrides.setdefault("propagate", []).append(override)
-        recipe.write_text(yaml.safe_dump(fields, sort_keys=False)
-                          + f"overrides: {yaml.safe_dump(overrides, default_flow_style=True).strip()}\n")
+    workdir = copy_workflow(tmp_path_factory.mktemp("dag"),
+                            {name: {"propagate": override} for name, override in TINY_RECIPES.items()})
     result = snakemake(workdir, TARGET)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return workdir
