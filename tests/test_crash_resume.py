@@ -10,7 +10,9 @@ epoch it resumes and end with identical weights and history. ``WSSS_CRASH_AT`` (
 The rerun goes into the same folders without cleaning them (stronger than Snakemake, which deletes a failed
 job's declared outputs first); the training stage's ``work_dir`` (undeclared, kept by Snakemake) holds the
 checkpoint it resumes from. Per-image stages: the CAM-free point chain (make_seeds → propagate (APro) →
-refine_crf) on a tiny VOC-layout folder; training: train_classifier (3 epochs of a width-8 ResNet-10).
+refine_crf) on a tiny VOC-layout folder; training: train_classifier (3 epochs of a width-8 ResNet-10). Its
+``curves.png`` must match too; its ``tensorboard/events.out.tfevents.*`` never are compared (their names and
+contents hold the wall-clock time and the host name).
 """
 
 from __future__ import annotations
@@ -130,6 +132,7 @@ def test_training_killed_during_and_after_checkpoints_resumes_to_the_same_weight
     assert reference.returncode == 0, reference.stderr[-2000:]
     expected = _state(base / "train-reference" / "out")
     history = (base / "train-reference" / "out" / "history.json").read_bytes()
+    curves = (base / "train-reference" / "out" / "curves.png").read_bytes()
     assert [h["epoch"] for h in json.loads(history)] == [1, 2, 3]
     kills = [  # (kill point, the epoch the rerun resumes from)
         ("before_rename:checkpoint.pt:2", 1),  # during the second checkpoint write: the first one is kept
@@ -149,4 +152,5 @@ def test_training_killed_during_and_after_checkpoints_resumes_to_the_same_weight
         for key, tensor in expected.items():
             torch.testing.assert_close(state[key], tensor, rtol=0, atol=0, msg=f"{point}: {key}")
         assert (base / name / "out" / "history.json").read_bytes() == history, point
+        assert (base / name / "out" / "curves.png").read_bytes() == curves, point  # drawn from the history
         assert not (base / name / "work" / "checkpoint.pt").exists()  # cleared once the model is written
