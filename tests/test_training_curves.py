@@ -1,9 +1,10 @@
 """Training curves: TensorBoard event files and curves.png from a training history, the same bytes for the same
-history (a resumed run included)."""
+history (a resumed run included), and the gallery / comparison pages showing them."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -15,7 +16,8 @@ from PIL import Image
 from tests.test_checkpoints import _train
 from wsss.config import REPO_ROOT
 from wsss.training import Checkpointer
-from wsss.viz.curves import CURVES_PNG, TENSORBOARD_DIR, curve_series, read_tensorboard, write_training_curves
+from wsss.viz.curves import (CURVES_PNG, TENSORBOARD_DIR, copy_curves, curve_series, curves_html, read_tensorboard,
+                             write_training_curves)
 
 
 def _expected(history, step="epoch"):
@@ -86,6 +88,51 @@ def test_validation_scores_sit_at_the_last_step_and_gaps_are_left_out(tmp_path):
     assert curve_series([]) == {}
     write_training_curves(tmp_path / "empty", [])
     assert _is_png(tmp_path / "empty" / CURVES_PNG)
+
+
+def test_pages_show_the_curves_of_the_training_folders(tmp_path):
+    trained, untrained, absent = tmp_path / "classifier", tmp_path / "affinity", tmp_path / "deeplab"
+    write_training_curves(trained, [{"epoch": 1, "loss": 0.7, "lr": 0.1}])
+    untrained.mkdir()
+    (untrained / "history.json").write_text("[]")  # written before curves existed
+    out = tmp_path / "gallery"
+    (out / "curves").mkdir(parents=True)
+    (out / "curves" / "old.png").write_bytes(b"stale")
+    shown, missing = copy_curves({"m/classifier": trained, "m/affinity": untrained, "m/deeplab": absent}, out)
+    assert shown == {"m/classifier": "curves/m__classifier.png"} and missing == ["m/affinity"]
+    assert sorted(p.name for p in (out / "curves").iterdir()) == ["m__classifier.png"]
+    assert (out / "curves" / "m__classifier.png").read_bytes() == (trained / CURVES_PNG).read_bytes()
+    section = curves_html(shown, missing)
+    assert '<img src="curves/m__classifier.png"' in section and "no curves.png in: m/affinity" in section
+    assert curves_html({}, []) == ""
+
+
+def test_gallery_and_comparison_pages_reference_the_curves(tmp_path):
+    from tests.synthetic_run import make_synthetic_run, open_synthetic_dataset
+    from wsss.viz.gallery import GallerySettings, build_gallery
+    from wsss.viz.stages import discover_label_stages
+    from wsss.workflow.compare import training_curves
+    from wsss.workflow.recipes import recipes_for
+
+    run = make_synthetic_run(tmp_path, n_images=2)
+    stages = discover_label_stages(run.stages_dir, run.cam_dir)
+    classifier = run.results / "minivoc" / "classifier"
+    write_training_curves(classifier, [{"epoch": 1, "loss": 0.7, "lr": 0.1}])
+    out = run.stages_dir / "gallery"
+    build_gallery(open_synthetic_dataset(run), stages, out, run.cam_dir, GallerySettings(thumb_size=32),
+                  curves={"minivoc/classifier": classifier})
+    page = (out / "index.html").read_text()
+    assert re.search(r'<img src="curves/minivoc__classifier.png"[^>]*>', page) and "{{" not in page
+    assert _is_png(out / "curves" / "minivoc__classifier.png")
+    # the comparison: each training folder of the recipes' chains once (the classifier is shared by them)
+    folders = training_curves(run.results, "minivoc", "point", recipes_for("point"))
+    assert folders["minivoc/classifier"] == run.results / "minivoc" / "classifier"
+    assert "minivoc/point/a2gnn/deeplab" in folders and "minivoc/point/a2gnn/maskrcnn" in folders
+    assert len(folders) == len(set(folders.values()))
+    compare = run.results / "minivoc" / "point" / "compare"
+    build_gallery(open_synthetic_dataset(run), stages, compare, None, GallerySettings(thumb_size=32, pairwise=True),
+                  curves=folders)
+    assert '<img src="curves/minivoc__classifier.png"' in (compare / "index.html").read_text()
 
 
 @pytest.mark.slow
