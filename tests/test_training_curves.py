@@ -150,3 +150,17 @@ def test_train_classifier_stage_writes_curves_of_its_history(tmp_path):
     assert [sorted(h) for h in history] == [["epoch", "exact_match", "loss", "lr"]] * 2
     assert read_tensorboard(out / TENSORBOARD_DIR) == _expected(history)
     assert _is_png(out / CURVES_PNG)
+
+
+def test_a_full_disk_is_one_line_naming_the_folder(tmp_path, monkeypatch):
+    import errno
+
+    from wsss.errors import WsssError
+    from wsss.viz import curves
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(curves.tempfile, "mkdtemp", full)
+    with pytest.raises(WsssError, match=r"cannot write tensorboard: No space left on device"):
+        curves.write_tensorboard(tmp_path / "tensorboard", {"lr": [(1, 0.1)]})

@@ -30,7 +30,7 @@ from typing import Any, Mapping, Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
-from wsss.io import _UMASK, atomic_path
+from wsss.io import _UMASK, _WRITE_ERRNOS, _write_error, atomic_path
 
 CURVES_PNG = "curves.png"
 TENSORBOARD_DIR = "tensorboard"
@@ -84,10 +84,20 @@ def curve_series(history: Sequence[Mapping[str, Any]], validation: Sequence[Mapp
 # ---------------------------------------------------------------- TensorBoard
 def write_tensorboard(folder: str | os.PathLike, series: Series) -> Path:
     """Event files of ``series`` in ``folder`` (replacing what is there): written into a temporary folder
-    beside it, then renamed into place. Temporary folders a killed run left are removed first."""
+    beside it, then renamed into place. Temporary folders a killed run left are removed first. A full disk
+    (or another filesystem refusal) is a one-line :class:`WsssError` naming the folder."""
+    folder = Path(folder)
+    try:
+        return _write_tensorboard(folder, series)
+    except OSError as exc:
+        if exc.errno in _WRITE_ERRNOS:
+            raise _write_error(folder, exc) from None
+        raise
+
+
+def _write_tensorboard(folder: Path, series: Series) -> Path:
     from torch.utils.tensorboard import SummaryWriter
 
-    folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     for stale in folder.parent.glob(f".{folder.name}.*.tmp"):
         shutil.rmtree(stale, ignore_errors=True)
