@@ -8,7 +8,8 @@
 #
 # A gallery shows the recipe's label stages (CAMs, seeds, propagation, CRF, pseudo-labels) and depends on
 # each of them, so it is rebuilt when any changes. The comparison depends on every applicable recipe's
-# chain, so it runs them all.
+# chain, so it runs them all. Both also show the curves.png of the training stages they find (classifier,
+# AffinityNet, and deeplab / maskrcnn once trained): not inputs, so a page never makes Snakemake retrain.
 
 from wsss.viz.gallery import asset_files
 from wsss.workflow import layout
@@ -41,7 +42,9 @@ STAGES += [
     # HTML gallery (photo, GT, CAMs, seeds, propagation, CRF, pseudo-label per image) + report files
     StageRule("make_gallery", layout.recipe_folder("{recipe}", "gallery"), scope=layout.RECIPE_SCOPE, cores=False,
               inputs={"seeds_dir": layout.recipe_seeds, "cam_dir": layout.recipe_cam},
-              needs={"label_stages": _recipe_labels}, paths={"stages_dir": layout.RECIPE}, files=asset_files(),
+              needs={"label_stages": _recipe_labels}, files=asset_files(),
+              paths={"stages_dir": layout.RECIPE, "classifier_dir": layout.recipe_classifier,
+                     "affinity_dir": layout.recipe_affinity},
               in_report={"patterns": ["report/{name}.html", "report/{name}.png"], "caption": "rules/report/gallery.rst",
                       "category": "{dataset} {supervision} {recipe}", "subcategory": _report_part,
                       "labels": {"dataset": "{dataset}", "supervision": "{supervision}", "recipe": "{recipe}",

@@ -9,7 +9,7 @@ from wsss.io import atomic_path, save_json
 from wsss.viz.chart import comparison_chart
 from wsss.viz.gallery import GallerySettings, build_gallery
 from wsss.viz.stages import LabelStage, load_metrics, load_per_image
-from wsss.workflow.compare import comparison_table, table_markdown
+from wsss.workflow.compare import comparison_table, table_markdown, training_curves
 from wsss.workflow.layout import chain_folders
 from wsss.workflow.recipes import recipes_for, resolve_recipe
 
@@ -43,7 +43,8 @@ def main(cfg) -> None:
     cam_dir = Path(cfg.cam_dir) if cfg.cam_dir and Path(cfg.cam_dir).is_dir() else None
     build_gallery(dataset, stages, out, cam_dir, settings,
                   {"dataset": cfg.dataset.name, "supervision": supervision, "split": cfg.split,
-                   "recipes": ", ".join(r.name for r in recipes)})
+                   "recipes": ", ".join(r.name for r in recipes)},
+                  curves=training_curves(results, cfg.dataset.name, supervision, recipes))
     best = max(table["recipes"], key=lambda row: row["final"]["miou"])
     print(f"[compare] {len(recipes)} recipes; best final mIoU {best['final']['miou']:.2f} ({best['name']})", flush=True)
 

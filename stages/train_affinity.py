@@ -1,4 +1,5 @@
-"""Stage d: train AffinityNet on seed pairs → ``<out_dir>/model.pt``."""
+"""Stage d: train AffinityNet on seed pairs → ``<out_dir>/model.pt``, ``history.json`` and its training curves
+(``curves.png``, ``tensorboard/``)."""
 
 from omegaconf import OmegaConf
 
@@ -8,6 +9,7 @@ from wsss.data import open_dataset
 from wsss.io import load_torch, save_json, save_torch
 from wsss.pipeline import prepare, require_dir
 from wsss.training import Checkpointer
+from wsss.viz.curves import write_training_curves
 
 
 @stage_main("train_affinity")
@@ -27,6 +29,7 @@ def main(cfg) -> None:
     save_torch(f"{cfg.out_dir}/model.pt", {"state_dict": model.state_dict(), "config": config,
                                            "backbone": backbone})
     save_json(f"{cfg.out_dir}/history.json", history)
+    write_training_curves(cfg.out_dir, history, title=f"train_affinity · {cfg.dataset.name}")
     checkpointer.clear()
 
 

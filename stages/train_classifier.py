@@ -1,4 +1,5 @@
-"""Stage a: train the CAM classifier on image-level labels → ``<out_dir>/model.pt``."""
+"""Stage a: train the CAM classifier on image-level labels → ``<out_dir>/model.pt``, ``history.json`` and its
+training curves (``curves.png``, ``tensorboard/``)."""
 
 from omegaconf import OmegaConf
 
@@ -8,6 +9,7 @@ from wsss.data import open_dataset
 from wsss.io import save_json, save_torch
 from wsss.pipeline import prepare
 from wsss.training import Checkpointer
+from wsss.viz.curves import write_training_curves
 
 
 @stage_main("train_classifier")
@@ -20,6 +22,7 @@ def main(cfg) -> None:
     config = OmegaConf.to_container(cfg, resolve=True)
     save_torch(f"{cfg.out_dir}/model.pt", {"state_dict": model.state_dict(), "config": config})
     save_json(f"{cfg.out_dir}/history.json", history)
+    write_training_curves(cfg.out_dir, history, title=f"train_classifier · {cfg.dataset.name}")
     checkpointer.clear()
 
 

@@ -3,7 +3,8 @@
 Writes ``model.pt``, ``history.json``, ``predictions/<id>.png`` and
 ``predictions_crf/<id>.png`` (each with ``metrics.json`` and ``per_image.json``),
 ``metrics.json`` (without CRF, the CRF record nested under ``"crf"``) and
-``metrics_crf.json``. Checkpoints go to ``work_dir`` so an interrupted run resumes.
+``metrics_crf.json``, and the training curves (``curves.png``, ``tensorboard/``: loss, learning rate and
+the val mIoU). Checkpoints go to ``work_dir`` so an interrupted run resumes.
 
 Several GPUs in one job: ``torchrun --nproc_per_node=N -m stages.train_deeplab <overrides>``
 (DDP; rank 0 evaluates and writes).
@@ -21,6 +22,7 @@ from wsss.pipeline import prepare, require_dir
 from wsss.retrain.deeplab import DeepLabSettings, evaluate_deeplab, train_deeplab
 from wsss.retrain.iterative import setup_distributed, teardown_distributed
 from wsss.training import Checkpointer
+from wsss.viz.curves import write_training_curves
 
 
 @stage_main("train_deeplab")
@@ -59,6 +61,9 @@ def main(cfg) -> None:
     if records["crf"] is not None:
         save_json(out / "metrics_crf.json", records["crf"])
         print(f"[train_deeplab] val mIoU {records['plain']['miou']:.2f}, with CRF {records['crf']['miou']:.2f}", flush=True)
+    scores = {"miou": (records["plain"] or {}).get("miou"), "miou_crf": (records["crf"] or {}).get("miou")}
+    write_training_curves(out, history, final=scores,
+                          title=f"train_deeplab · {cfg.dataset.name} ({cfg.eval_split} mIoU at the end)")
     checkpointer.clear()
     teardown_distributed(ctx)
 

@@ -3,7 +3,8 @@
 Writes ``model.pt``, ``history.json``, ``metrics.json`` (``ap50``, ``ap75``: VOC
 mask mAP_r; ``AP``: COCO mask AP; ``AP_bbox``; per-class AP50; full COCOeval
 summaries) and, with ``eval.save_predictions``, ``predictions.json`` (COCO
-results) and ``gt.json`` (the val ground truth as COCO json). Checkpoints go to
+results) and ``gt.json`` (the val ground truth as COCO json), and the training curves (``curves.png``,
+``tensorboard/``: the losses, learning rate and val mAP). Checkpoints go to
 ``work_dir`` so an interrupted run resumes.
 
 Several GPUs in one job: ``torchrun --nproc_per_node=N -m stages.train_maskrcnn <overrides>``
@@ -22,6 +23,7 @@ from wsss.retrain.iterative import setup_distributed, teardown_distributed
 from wsss.retrain.maskrcnn import MaskRCNNTrainSettings, evaluate_maskrcnn, train_maskrcnn
 from wsss.retrain.maskrcnn_model import MaskRCNNSettings
 from wsss.training import Checkpointer
+from wsss.viz.curves import write_training_curves
 
 
 @stage_main("train_maskrcnn")
@@ -56,6 +58,9 @@ def main(cfg) -> None:
         save_json(out / "metrics.json", record)
         print(f"[train_maskrcnn] {cfg.eval_split}: mAP50 {record['ap50']:.2f}, mAP75 {record['ap75']:.2f} (VOC mAP_r), "
               f"COCO AP {record['AP']:.2f} (box AP {record['AP_bbox']:.2f})", flush=True)
+    scores = {key: (record or {}).get(key) for key in ("ap50", "ap75", "AP")}
+    write_training_curves(out, history, final=scores,
+                          title=f"train_maskrcnn · {cfg.dataset.name} ({cfg.eval_split} AP at the end)")
     checkpointer.clear()
     teardown_distributed(ctx)
 

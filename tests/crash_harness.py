@@ -56,9 +56,11 @@ TINY_RECIPES = {"psa": {"propagate": "propagation.steps=8"}, "irn": {"propagate"
 TARGETS = ("minivoc_point_compare", "minivoc_point_gallery", "minivoc_point_deeplab", "minivoc_point_maskrcnn",
            "results/minivoc/check_dataset")
 FULL_TARGETS = ("minivoc_image_pseudolabels",)
-#: what the comparison leaves out: Snakemake's own state, training scratch (empty once a job ends), and the
-#: comparison page's table and chart, which report each job's measured seconds and memory
-NOT_COMPARED = (".snakemake/", "results/.work/", "/compare/table.", "/compare/chart.png")
+#: what the comparison leaves out: Snakemake's own state, training scratch (empty once a job ends), the
+#: comparison page's table and chart, which report each job's measured seconds and memory, and the training
+#: stages' TensorBoard event files, whose names and records hold the wall-clock time and the host name
+#: (their curves.png, drawn from the same history, is compared)
+NOT_COMPARED = (".snakemake/", "results/.work/", "/compare/table.", "/compare/chart.png", "/tensorboard/")
 
 
 @dataclass

@@ -40,6 +40,11 @@ def test_gallery_job_and_snakemake_report(tmp_path):
     shutil.move(str(tmp_path / "seeds"), str(run.stages_dir / "seeds" / "default"))
     for stage, folder in (("random_walk", "propagate"), ("crf", "crf"), ("pseudolabels", "pseudolabels")):
         shutil.move(str(run.stages_dir / stage), str(run.stages_dir / "psa" / folder))
+    # training curves of the recipe's classifier and of a retrained DeepLab (the rule passes the classifier)
+    from wsss.viz.curves import write_training_curves
+
+    write_training_curves(run.results / "minivoc" / "classifier", [{"epoch": 1, "loss": 0.7, "lr": 0.1}])
+    write_training_curves(run.stages_dir / "psa" / "deeplab", [{"iteration": 10, "loss": 1.2, "lr": 0.01}])
     for name in ("Snakefile", "rules", "profiles"):
         source = REPO_ROOT / name
         (shutil.copytree if source.is_dir() else shutil.copy2)(source, tmp_path / name)
@@ -53,6 +58,9 @@ def test_gallery_job_and_snakemake_report(tmp_path):
     assert [stage["name"] for stage in data["stages"]] == ["cam", "seeds", "propagate", "crf", "pseudolabels"]
     log = (tmp_path / "logs" / "minivoc" / "image" / "psa" / "make_gallery.log").read_text()
     assert "[make_gallery] 3/3 images (100.0%)" in log
+    page = (gallery / "index.html").read_text()
+    for label in ("minivoc__classifier", "minivoc__image__psa__deeplab"):
+        assert f'<img src="curves/{label}.png"' in page and (gallery / "curves" / f"{label}.png").is_file()
 
     report = snakemake("minivoc_image_gallery", *allowed, *config, "--report", "report.html", cwd=tmp_path)
     assert report.returncode == 0, report.stdout + report.stderr

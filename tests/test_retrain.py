@@ -194,6 +194,15 @@ def test_train_deeplab_stage_end_to_end(tiny, tmp_path):
     assert metrics["crf"]["miou"] == crf["miou"] and crf["protocol"]["crf"] is True
     assert (out / ".hydra" / "config.yaml").is_file()
     assert not (work / "checkpoint.pt").exists()  # cleared once the artifacts are written
+    from wsss.viz.curves import read_tensorboard
+
+    curves = read_tensorboard(out / "tensorboard")  # the loss, learning rate and val mIoU of the run
+    history = json.loads((out / "history.json").read_text())
+    assert [v for _, v in curves["train/ce"]] == pytest.approx([h["ce"] for h in history])
+    assert [v for _, v in curves["lr"]] == pytest.approx([h["lr"] for h in history])
+    assert curves["val/miou"] == [(2, pytest.approx(metrics["miou"]))]
+    assert curves["val/miou_crf"] == [(2, pytest.approx(crf["miou"]))]
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 # ------------------------------------------------------------------ Mask R-CNN
@@ -223,6 +232,12 @@ def test_train_maskrcnn_stage_end_to_end(tiny, tmp_path):
     if predictions:
         gt.loadRes(predictions)
     assert (out / "model.pt").is_file() and not (work / "checkpoint.pt").exists()
+    from wsss.viz.curves import read_tensorboard
+
+    curves = read_tensorboard(out / "tensorboard")
+    assert {"train/loss", "train/loss_mask", "lr", "val/ap50", "val/AP"} <= set(curves)
+    assert curves["val/ap50"] == [(2, pytest.approx(metrics["ap50"]))]
+    assert (out / "curves.png").is_file()
 
 
 def test_maskrcnn_samples_from_exported_json(tiny):

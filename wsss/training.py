@@ -213,7 +213,8 @@ def train_epochs(
     shuffled by a generator seeded with ``seed`` and saved in the checkpoint; :class:`PolySGD`
     over ``model.param_groups()`` (trunk ×1, head ×``head_lr_mult``). ``step(batch)`` returns
     the loss to minimise and numbers to sum over the epoch; ``summarize(sums)`` turns those
-    sums into the epoch's ``history`` record (after ``"epoch"``). A checkpoint
+    sums into the epoch's ``history`` record (after ``"epoch"``, before ``"lr"``: the learning rate of the
+    epoch's last step, the trunk group's). A checkpoint
     ``{model, optimizer, generator, history, epoch}`` is saved after every epoch.
     Returns ``history``; the model is left in train mode.
     """
@@ -246,7 +247,8 @@ def train_epochs(
             for name, value in numbers.items():
                 sums[name] = sums.get(name, 0) + value
             progress.update(postfix=f"epoch {epoch + 1}/{settings.epochs} loss {loss.item():.4f}")
-        history.append({"epoch": epoch + 1, **summarize(sums)})
+        # the learning rate of the epoch's last step (the trunk group's; the head's is head_lr_mult times it)
+        history.append({"epoch": epoch + 1, **summarize(sums), "lr": optimizer.optimizer.param_groups[0]["lr"]})
         if checkpointer:
             checkpointer.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                "generator": generator.get_state(), "history": history, "epoch": epoch + 1})

@@ -117,7 +117,7 @@ def train_affinity(
     """Train an :class:`AffinityNet` on pairs drawn from the seed PNGs in ``seeds_dir``.
 
     The trunk starts from ``classifier_state`` (a CAMClassifier state dict) when given.
-    Returns the model (eval, CPU) and per-epoch history.
+    Returns the model (eval, CPU) and per-epoch history ``[{"epoch", "loss", "lr"}]``.
     """
     from kernels import pair_affinity_from_features
 

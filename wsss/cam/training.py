@@ -60,7 +60,7 @@ def train_classifier(
 ) -> tuple[CAMClassifier, list[dict]]:
     """Train a :class:`CAMClassifier` on ``dataset`` (a reader with ``ids``, ``load_image``, ``image_labels``).
 
-    Returns the model (eval mode, on CPU) and per-epoch history ``[{"epoch", "loss", "accuracy"}]``.
+    Returns the model (eval mode, on CPU) and per-epoch history ``[{"epoch", "loss", "exact_match", "lr"}]``.
     """
     torch.manual_seed(seed)
     model = CAMClassifier(settings.arch, settings.output_stride, 20, settings.pretrained, settings.width).to(device)

@@ -23,8 +23,13 @@ class _GalleryStage(SupervisedStageConfig):
     cam_dir: str = MISSING
     #: a seeds folder shown as stage ``seeds`` (the recipe's shared seeds); empty = none
     seeds_dir: str = ""
-    #: the run folder whose label sub-folders (propagate, crf, pseudolabels …) are shown
+    #: the run folder whose label sub-folders (propagate, crf, pseudolabels …) are shown, and the training
+    #: curves of its training sub-folders (deeplab, maskrcnn: those with history.json or curves.png)
     stages_dir: str = MISSING
+    #: training stage folders whose curves.png the page shows too (the rule passes the recipe's classifier and
+    #: AffinityNet where it uses them); empty = none
+    classifier_dir: str = ""
+    affinity_dir: str = ""
     #: display order of stages; ``"*"`` = every discovered stage not listed, alphabetically
     stage_order: list[str] = field(default_factory=lambda: list(DEFAULT_ORDER))
     #: sub-folders of ``stages_dir`` never shown (the gallery's own folder always is excluded); by default

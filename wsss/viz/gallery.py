@@ -11,6 +11,7 @@
     thumbs/labels/<stage>/<id>.png   each label stage
     report/metrics.html           the per-stage metrics table, standalone (Snakemake report)
     report/sample_<k>_<id>.png    a handful of images, worst to best final IoU, every stage side by side
+    curves/<label>.png    the training curves of the run's training stages (``curves``), copied from their folders
 
 The page renders one page of ``page_size`` images at a time from ``data.js``
 (sort by any stage's per-image IoU or by its change over the previous stage,
@@ -26,7 +27,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -37,6 +38,7 @@ from wsss.progress import Progress
 from wsss.viz.render import (Tile, composite, fit_size, heat_overlay, legend_entries, overlay, resize_image,
                              resize_score, save_jpeg, save_label_thumbnail, save_png)
 from wsss.params import GallerySettings
+from wsss.viz.curves import copy_curves, curves_html
 from wsss.viz.stages import LabelStage, metrics_summary
 
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
@@ -261,11 +263,14 @@ def pick_samples(records: Sequence[dict[str, Any]], n: int) -> list[int]:
 
 
 def build_gallery(dataset, stages: Sequence[LabelStage], out_dir: str | Path, cam_dir: str | Path | None = None,
-                  settings: GallerySettings = GallerySettings(), meta: dict[str, Any] | None = None) -> Path:
+                  settings: GallerySettings = GallerySettings(), meta: dict[str, Any] | None = None,
+                  curves: Mapping[str, str | Path] | None = None) -> Path:
     """Write the gallery of ``dataset`` (its split's images) over ``stages`` into ``out_dir``; returns index.html.
 
     ``cam_dir`` is a ``make_cam`` folder (``highres/<id>.npy``, ``keys.json``) or None.
     ``meta`` (dataset, supervision, split …) is shown in the page header and stored in ``data.js``.
+    ``curves``: label → training stage folder whose ``curves.png`` the page shows (one that is not there is
+    skipped; one without the PNG is named in a line).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -313,11 +318,13 @@ def build_gallery(dataset, stages: Sequence[LabelStage], out_dir: str | Path, ca
         figure = renderer.sample_figure(record["id"], scored[-1] if scored else None)
         save_png(report / f"sample_{rank}_{record['id']}.png", figure)
 
+    shown, missing = copy_curves(curves or {}, out)
     meta_text = " · ".join(f"{k} {v}" for k, v in (meta or {}).items())
     page = (ASSETS_DIR / "index.html").read_text(encoding="utf-8")
     page = (page.replace("{{TITLE}}", html.escape(settings.title))
                 .replace("{{META}}", html.escape(meta_text))
                 .replace("{{METRICS}}", table)
+                .replace("{{CURVES}}", curves_html(shown, missing))
                 .replace("{{LEGEND}}", legend_html(class_names)))
     _write_text(out / "index.html", page)
     print(f"[make_gallery] {len(records)} images × {len(stages)} label stages → {out / 'index.html'}", flush=True)

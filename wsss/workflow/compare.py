@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 
 from wsss.errors import WsssError
 from wsss.io import load_json
-from wsss.workflow.layout import chain_stages
+from wsss.workflow.layout import chain_stages, training_folders
 from wsss.workflow.recipes import Recipe
 
 def read_benchmark(path: Path) -> dict[str, float] | None:
@@ -92,6 +92,17 @@ def comparison_table(results: str | Path, logs: str | Path, dataset: str, superv
             "stages": stages,
         })
     return {"dataset": dataset, "supervision": supervision, "recipes": rows}
+
+
+def training_curves(results: str | Path, dataset: str, supervision: str, recipes: Sequence[Recipe]) -> dict[str, Path]:
+    """``{folder relative to results: folder}`` of every training stage of the recipes' runs, each once (the
+    classifier and an AffinityNet are shared), for the page's training curves (folders not there are skipped
+    by the page)."""
+    folders: dict[str, Path] = {}
+    for recipe in recipes:
+        for folder in training_folders(dataset, supervision, recipe).values():
+            folders.setdefault(folder, Path(results) / folder)
+    return folders
 
 
 def _fmt(value: Any, digits: int = 1) -> str:

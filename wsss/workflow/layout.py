@@ -73,6 +73,21 @@ def chain_stages(dataset: str, supervision: str, recipe: Recipe) -> list[tuple[s
             for rule, scope, folder, name in stages]
 
 
+def training_folders(dataset: str, supervision: str, recipe: Recipe) -> dict[str, str]:
+    """The training stages of one recipe's run, ``{rule: output folder}`` (relative to the results folder):
+    the classifier and the AffinityNet where the recipe uses them, the retrained DeepLab and Mask R-CNN.
+    Each writes its ``curves.png`` (:mod:`wsss.viz.curves`)."""
+    values = {"dataset": dataset, "supervision": supervision, "seeds": recipe.seeds, "recipe": recipe.name}
+    folders = {}
+    if recipe.uses_classifier:
+        folders["train_classifier"] = CLASSIFIER.format(**values)
+    if recipe.uses_affinity:
+        folders["train_affinity"] = AFFINITY.format(**values)
+    folders["train_deeplab"] = recipe_folder(recipe.name, "deeplab").format(**values)
+    folders["train_maskrcnn"] = recipe_folder(recipe.name, "maskrcnn").format(**values)
+    return folders
+
+
 # ---------------------------------------------------------------- conditional inputs
 def seeds_cam(plan: Plan, wildcards: Mapping[str, str]) -> str | None:
     """``make_seeds``: the CAM folder when its seed rule reads the CAMs (image tags always; weak labels by
@@ -96,6 +111,10 @@ def recipe_seeds(plan: Plan, wildcards: Mapping[str, str]) -> str:
 
 def recipe_cam(plan: Plan, wildcards: Mapping[str, str]) -> str | None:
     return CAM.format(**wildcards) if plan.recipe(wildcards).uses_classifier else None
+
+
+def recipe_classifier(plan: Plan, wildcards: Mapping[str, str]) -> str | None:
+    return CLASSIFIER.format(**wildcards) if plan.recipe(wildcards).uses_classifier else None
 
 
 def recipe_affinity(plan: Plan, wildcards: Mapping[str, str]) -> str | None:
