@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 
 import pytest
 import torch
@@ -101,7 +102,9 @@ def test_damaged_checkpoint_is_reported_in_one_line(tmp_path, capsys, damage, wh
     elif damage == "garbage":
         data = b"this is not a checkpoint\n" * 10
     else:  # a byte of the pickled state changed: the zip's CRC check fails
-        position = data.index(b"data.pkl") + 200
+        header = data.index(b"PK\x03\x04")  # the first entry, data.pkl: its payload follows the local header
+        name_length, extra_length = struct.unpack("<HH", data[header + 26 : header + 30])
+        position = header + 30 + name_length + extra_length + 10
         data = data[:position] + bytes([data[position] ^ 0xFF]) + data[position + 1:]
     checkpointer.path.write_bytes(data)
     capsys.readouterr()
@@ -169,8 +172,7 @@ def test_a_write_killed_midway_keeps_the_previous_checkpoint(tmp_path, monkeypat
     def dies_halfway(obj, target, *args, **kwargs):
         buffer = io.BytesIO()
         real_save(obj, buffer, *args, **kwargs)
-        with open(target, "wb") as handle:
-            handle.write(buffer.getvalue()[:100])
+        target.write(buffer.getvalue()[:100])  # save_torch hands torch an open file
         raise KeyboardInterrupt  # the process is stopped in the middle of the write
 
     monkeypatch.setattr(torch, "save", dies_halfway)
