@@ -36,6 +36,24 @@ def main(cfg) -> None:
     out = Path(cfg.out_dir)
     output = LabelStageOutput(out, dataset, {"stage": node["name"], "crf": False, "supervision": kind, "cam": cfg.cam})
     keys_of: dict[str, list[int]] = {}
+    pending: list[tuple[str, str, object]] = []  # (image id, seeds file, input) waiting for a full batch
+
+    def propagate(batch: list[tuple[str, str, object]]) -> list[np.ndarray]:
+        try:
+            return propagator.batch([data for _, _, data in batch])
+        except ValueError as exc:  # a kernel's input check (non-finite affinities, sizes): name the image
+            if len(batch) > 1:  # which one: alone, it fails again
+                return [propagate([item])[0] for item in batch]
+            raise WsssError(f"{batch[0][1]}: propagation of image {batch[0][0]!r} failed: {exc}") from None
+
+    def flush() -> None:
+        scores_of = propagate(pending)
+        for (image_id, _, data), scores in zip(pending, scores_of):
+            save_npy(out / "scores" / f"{image_id}.npy", scores.astype(np.float16))
+            keys_of[image_id] = [int(k) for k in data.keys]
+            output.add(image_id, data.label(scores))
+        pending.clear()
+
     for image_id in Progress(dataset.ids, desc=f"propagate[{node['name']}]", unit="images"):
         image = dataset.load_image(image_id)
         cam, cam_low = None, None
@@ -47,13 +65,11 @@ def main(cfg) -> None:
         seeds_path = seeds_dir / f"{image_id}.png"
         data = propagation_input(dataset, kind, cfg.supervision.annotations, image_id, image, load_label_png(seeds_path),
                                  cam, cam_keys.get(image_id), where=str(seeds_path), cam_low=cam_low)
-        try:
-            scores = propagator(data)
-        except ValueError as exc:  # a kernel's input check (non-finite affinities, sizes): name the image
-            raise WsssError(f"{seeds_path}: propagation of image {image_id!r} failed: {exc}") from None
-        save_npy(out / "scores" / f"{image_id}.npy", scores.astype(np.float16))
-        keys_of[image_id] = [int(k) for k in data.keys]
-        output.add(image_id, data.label(scores))
+        pending.append((image_id, str(seeds_path), data))
+        if len(pending) == propagator.batch_size:
+            flush()
+    if pending:
+        flush()
     save_json(out / "keys.json", keys_of)
     output.finish()
 

@@ -208,8 +208,11 @@ def test_window_graph_layout_round_trip_and_halo():
     torch.testing.assert_close(graph.to_grid(rows), x)
     keys = graph.keys(rows)
     assert keys.shape == (4, 36, 2)
-    # the halo of block (0, 0) starts one node above/left of the grid: zero there, node (0, 0) at (1, 1)
-    assert keys[0, 0, 0] == 0 and keys[0, 7, 0] == x[0, 0, 0] and keys[0, 8, 0] == x[0, 0, 1]
+    # the halo of block (0, 0) starts one node above/left of the grid: no key there, node (0, 0) at (1, 1)
+    valid = graph.key_valid()
+    assert valid.shape == (4, 1, 36) and not valid[0, 0, 0] and valid[0, 0, 7] and valid[0, 0, 8]
+    assert keys[0, 7, 0] == x[0, 0, 0] and keys[0, 8, 0] == x[0, 0, 1]
+    assert not valid[0, 0, 5 * 6] and valid[0, 0, 5 * 6 + 1]  # halo row 5 = grid row 4: left of the grid, then in
 
 
 def test_gated_crf_loss_zero_when_labels_agree():
@@ -249,6 +252,48 @@ def test_a2gnn_box_mask_applies_in_training_and_output():
     data = PropagationInput(image, np.array([12]), one_seed_each(), allowed=allowed)
     label = data.label(A.a2gnn_propagate(data, features, 4, A.A2GNNParams(hidden=16, epochs=10, radius=2)))
     assert (label[:, :24] == 0).all()
+
+
+def _a2gnn_inputs(seed: int = 0) -> tuple[list[PropagationInput], list[torch.Tensor]]:
+    """Three images of different sizes and classes (one without objects), random node features at stride 8."""
+    rng = np.random.default_rng(seed)
+    datas, features = [], []
+    for (height, width), keys in (((60, 75), [5, 9]), ((48, 56), [5]), ((70, 64), [])):
+        seeds = np.full((height, width), IGNORE, np.uint8)
+        seeds[4:20, 4:20] = 0
+        if keys:
+            seeds[30:44, 30:50] = keys[-1]
+        image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        datas.append(PropagationInput(image, np.array(keys, np.int64), seeds))
+        features.append(torch.from_numpy(rng.standard_normal((6, -(-height // 8), -(-width // 8)), dtype=np.float32)))
+    return datas, features
+
+
+def test_a2gnn_matches_the_dense_reference():
+    """The windowed, batched network is the seed's dense N×N procedure (no dropout: the same steps exactly)."""
+    from benchmarks.a2gnn_reference import reference_a2gnn
+
+    datas, features = _a2gnn_inputs()
+    params = A.A2GNNParams(hidden=16, epochs=4, radius=2, dropout=0.0, crf_radius=3)
+    for data, feature, got in zip(datas, features, A.train_a2gnn_batch(datas, features, 8, params)):
+        torch.testing.assert_close(got, reference_a2gnn(data, feature, 8, params), rtol=1e-4, atol=1e-5)
+
+
+def test_a2gnn_batch_gives_each_image_its_result_alone():
+    """Own weights, dropout masks and losses per image: batched with others or not, the same scores."""
+    datas, features = _a2gnn_inputs(1)
+    params = A.A2GNNParams(hidden=16, epochs=3, radius=2, crf_radius=3)
+    batched = A.train_a2gnn_batch(datas, features, 8, params, seed=3)
+    for index, (data, feature) in enumerate(zip(datas, features)):
+        torch.testing.assert_close(batched[index], A.train_a2gnn(data, feature, 8, params, seed=3), rtol=1e-4, atol=1e-5)
+    reordered = A.train_a2gnn_batch(datas[::-1], features[::-1], 8, params, seed=3)
+    torch.testing.assert_close(reordered[0], batched[-1], rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(batched[0], A.train_a2gnn(datas[0], features[0], 8, params, seed=4))  # the seed counts
+
+
+def test_propagator_rejects_a_batch_of_no_images():
+    with pytest.raises(WsssError, match="propagation.batch_images: must be a positive number of images, got 0"):
+        Propagator({"name": "a2gnn", "batch_images": 0}, "point", cam=True, affinity_dir=None)
 
 
 # --------------------------------------------------------------- dispatcher

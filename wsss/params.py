@@ -79,6 +79,8 @@ class A2GNNParams:
     rw_beta: float = 8.0
     rw_steps: int = 64
     rw_alpha: float = 6.0
+    #: images trained together in one batch of steps (each keeps its own network and result)
+    batch_images: int = 8
 
 
 @dataclass(frozen=True)

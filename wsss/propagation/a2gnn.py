@@ -69,16 +69,21 @@ def window_valid(height: int, width: int, radius: int) -> torch.Tensor:
 class WindowGraph:
     """The square-window graph of an ``h×w`` node grid, laid out for batched matrix products.
 
-    The grid is cut into ``tile×tile`` blocks; node features live as rows ``(M, C)`` in block order
+    The grid is cut into ``tile×tile`` blocks; node features live as rows ``(..., M, C)`` in block order
     (``M = T·tile²`` for ``T`` blocks; slots past the grid's bottom/right edge are padding rows). A
     block's keys are the ``(tile+2r)²`` nodes of the block grown by the radius (its halo, gathered
     with one index), so every window lies inside its query's halo; per-pair quantities are
-    ``(T, tile², halo²)`` tensors with the pairs outside the window masked, and attention is two
+    ``(B·T, tile², halo²)`` tensors with the pairs outside the window masked, and attention is two
     ``bmm`` calls: a few large GEMMs, memory O(N·halo²), never an ``N×N`` matrix.
+
+    Several images share one graph (a batch, leading dimension ``B`` of the rows): the grid is the
+    largest of them and each image's nodes are the top-left ``h_i×w_i`` corner (``sizes``); nodes
+    outside an image are never keys of its nodes, so every image sees exactly its own graph.
     """
 
-    def __init__(self, height: int, width: int, radius: int, tile: int = 8,
-                 device: torch.device | str = "cpu") -> None:
+    def __init__(self, height: int, width: int, radius: int, tile: int | None = None,
+                 device: torch.device | str = "cpu", sizes: list[tuple[int, int]] | None = None) -> None:
+        tile = TILE if tile is None else tile
         self.height, self.width, self.radius, self.tile = height, width, radius, tile
         self.rows, self.cols = math.ceil(height / tile), math.ceil(width / tile)
         self.halo = tile + 2 * radius
@@ -88,18 +93,24 @@ class WindowGraph:
         #: grid position of every row (block order)
         self.row_y = (blocks_y * t + qy).reshape(-1)
         self.row_x = (blocks_x * t + qx).reshape(-1)
-        #: whether a row is a node of the grid (not padding)
-        self.inside = (self.row_y < height) & (self.row_x < width)
+        #: ``(B, M)`` whether a row is a node of image ``b`` (padding rows and nodes past its size: False)
+        sizes = sizes or [(height, width)]
+        self.sizes = [(int(h), int(w)) for h, w in sizes]
+        self.inside = torch.stack([(self.row_y < h) & (self.row_x < w) for h, w in self.sizes])
         order = torch.full((self.rows * t, self.cols * t), self.size, dtype=torch.long)
         order[self.row_y, self.row_x] = torch.arange(self.size)
         #: row index of every grid node ``(h, w)``
         self.row_of = order[:height, :width]
-        padded = torch.full((self.rows * t + 2 * r, self.cols * t + 2 * r), self.size, dtype=torch.long)
+        padded = torch.full((self.rows * t + 2 * r, self.cols * t + 2 * r), -1, dtype=torch.long)
         padded[r : r + height, r : r + width] = self.row_of
         by, bx, hy, hx = torch.meshgrid(torch.arange(self.rows), torch.arange(self.cols), torch.arange(self.halo),
                                         torch.arange(self.halo), indexing="ij")
-        #: ``(T·halo²,)`` row of every halo slot (``size`` = the zero row: outside the grid)
-        self.halo_rows = padded[by * t + hy, bx * t + hx].reshape(-1)
+        halo = padded[by * t + hy, bx * t + hx].reshape(-1)
+        #: ``(T·halo²,)`` whether a halo slot is a grid node
+        self.halo_inside = halo >= 0
+        #: ``(T·halo²,)`` row of every halo slot; a slot outside the grid reads row 0, and every use of it is
+        #: masked (−∞ logit, weight exactly 0): no zero row to append, no copy of the rows per gather
+        self.halo_rows = halo.clamp(min=0)
         qy, qx = torch.meshgrid(torch.arange(t), torch.arange(t), indexing="ij")
         ky, kx = torch.meshgrid(torch.arange(self.halo), torch.arange(self.halo), indexing="ij")
         dy = ky.reshape(1, -1) - r - qy.reshape(-1, 1)
@@ -107,8 +118,12 @@ class WindowGraph:
         #: ``(tile², halo²)``: key slot in the query's window / is the query itself
         self.in_window = (dy.abs() <= r) & (dx.abs() <= r)
         self.is_self = (dy == 0) & (dx == 0)
-        for name in ("row_y", "row_x", "inside", "row_of", "halo_rows", "in_window", "is_self"):
+        for name in ("row_y", "row_x", "inside", "row_of", "halo_rows", "halo_inside", "in_window", "is_self"):
             setattr(self, name, getattr(self, name).to(device))
+
+    @property
+    def batch(self) -> int:
+        return len(self.sizes)
 
     @property
     def blocks(self) -> int:
@@ -120,81 +135,131 @@ class WindowGraph:
         return self.blocks * self.tile * self.tile
 
     def to_rows(self, grid: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
-        """``(C,h,w)`` → ``(M, C)`` rows (padding rows = ``fill``)."""
-        rows = grid.new_full((self.size + 1, grid.shape[0]), fill)
-        rows[self.row_of.reshape(-1)] = grid.reshape(grid.shape[0], -1).t()
-        return rows[: self.size]
+        """``(..., C, h, w)`` → ``(..., M, C)`` rows (padding rows = ``fill``)."""
+        lead, channels = grid.shape[:-3], grid.shape[-3]
+        flat = grid.reshape(-1, channels, self.height * self.width).transpose(1, 2)
+        rows = grid.new_full((flat.shape[0], self.size + 1, channels), fill)
+        rows[:, self.row_of.reshape(-1)] = flat
+        return rows[:, : self.size].reshape(*lead, self.size, channels)
 
     def to_grid(self, rows: torch.Tensor) -> torch.Tensor:
-        """``(M, C)`` rows → ``(C,h,w)``."""
-        return rows[self.row_of.reshape(-1)].t().reshape(rows.shape[1], self.height, self.width)
+        """``(..., M, C)`` rows → ``(..., C, h, w)``."""
+        picked = rows[..., self.row_of.reshape(-1), :]
+        return picked.transpose(-1, -2).reshape(*rows.shape[:-2], rows.shape[-1], self.height, self.width)
 
     def keys(self, rows: torch.Tensor) -> torch.Tensor:
-        """``(M, C)`` → ``(T, halo², C)`` halo rows (zeros outside the grid)."""
-        padded = torch.cat([rows, rows.new_zeros(1, rows.shape[1])])
-        return torch.index_select(padded, 0, self.halo_rows).reshape(self.blocks, self.halo * self.halo, rows.shape[1])
+        """``(M, C)`` → ``(T, halo², C)``, ``(B, M, C)`` → ``(B·T, halo², C)`` halo rows (slots outside the grid
+        hold row 0: mask them, :meth:`key_valid`)."""
+        batched = rows.reshape(-1, self.size, rows.shape[-1])
+        halo = torch.index_select(batched, 1, self.halo_rows)
+        return halo.reshape(-1, self.halo * self.halo, rows.shape[-1])
 
     def queries(self, rows: torch.Tensor) -> torch.Tensor:
-        """``(M, C)`` → ``(T, tile², C)`` (a view)."""
-        return rows.reshape(self.blocks, self.tile * self.tile, rows.shape[1])
+        """``(..., M, C)`` → ``(B·T, tile², C)`` (a view)."""
+        return rows.reshape(-1, self.tile * self.tile, rows.shape[-1])
 
     def key_valid(self) -> torch.Tensor:
-        """``(T, 1, halo²)``: the halo slot is a grid node."""
-        return (self.halo_rows < self.size).reshape(self.blocks, 1, -1)
+        """``(B·T, 1, halo²)``: the halo slot is a node of the block's image."""
+        inside = self.inside[:, self.halo_rows] & self.halo_inside
+        return inside.reshape(self.batch * self.blocks, 1, -1)
+
+    def per_block(self, values: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` per-image values → ``(B·T, 1, 1)``, one per block."""
+        return values.repeat_interleave(self.blocks).reshape(-1, 1, 1)
 
 
 class WindowAttention(nn.Module):
-    """One A2GNN attention layer on the window graph: ``x_i ← Σ_j softmax_j(β cos + w·a_ij) x_j``."""
+    """One A2GNN attention layer on the window graph: ``x_i ← Σ_j softmax_j(β cos + w·a_ij) x_j``.
 
-    def __init__(self, learn_beta: bool) -> None:
+    ``β`` is learnt (one per image of the batch, initialised to 1) in the first layer, 0 in the others.
+    """
+
+    def __init__(self, learn_beta: bool, batch: int = 1) -> None:
         super().__init__()
-        self.beta = nn.Parameter(torch.ones(())) if learn_beta else None
+        self.beta = nn.Parameter(torch.ones(batch)) if learn_beta else None
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor, graph: WindowGraph) -> torch.Tensor:
-        """``x (M, C)`` rows; ``bias (T, tile², halo²)``: ``w·a_ij`` in the window, −∞ outside → ``(M, C)``."""
-        channels = x.shape[1]
-        unit = F.normalize(x, dim=1)
-        keys = graph.keys(torch.cat([unit, x], dim=1))  # one gather for both
-        unit_keys, values = keys[..., :channels], keys[..., channels:]
+        """``x (..., M, C)`` rows; ``bias (B·T, tile², halo²)``: ``w·a_ij`` in the window, −∞ outside → like ``x``."""
+        unit = F.normalize(x, dim=-1)
+        values = graph.keys(x)
+        unit_keys = F.normalize(values, dim=-1)  # normalising the gathered rows: half the gather of both
         if self.beta is None:
             with torch.no_grad():
                 cos = torch.bmm(graph.queries(unit), unit_keys.transpose(1, 2))
             logits = bias
         else:
             cos = torch.bmm(graph.queries(unit), unit_keys.transpose(1, 2))
-            logits = self.beta * cos + bias
+            logits = graph.per_block(self.beta) * cos + bias
         drop = (cos.detach() < 0) & ~graph.is_self  # A2GNN: −∞ where cos < 0; a node always keeps itself
         weights = torch.softmax(logits.masked_fill(drop, float("-inf")), dim=-1)
-        return torch.bmm(weights, values).reshape(-1, channels)
+        return torch.bmm(weights, values).reshape(x.shape)
+
+
+def initial_parameters(in_dim: int, hidden: int, classes: int,
+                       generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One image's initial weights, drawn as ``nn.Linear`` draws them (uniform in ±1/√fan_in), in this order:
+    ``W_in (F, hidden)``, ``W_out (hidden, classes)``, ``b_out (classes,)``."""
+    def uniform(*shape: int, fan_in: int) -> torch.Tensor:
+        return (torch.rand(*shape, generator=generator) * 2 - 1) / math.sqrt(fan_in)
+
+    w_in = uniform(hidden, in_dim, fan_in=in_dim).t().contiguous()
+    w_out = uniform(classes, hidden, fan_in=hidden).t().contiguous()
+    return w_in, w_out, uniform(classes, fan_in=hidden)
 
 
 class A2GNN(nn.Module):
-    """Linear → ReLU → dropout → attention layers → dropout → linear, on node rows ``(M, F)``."""
+    """Linear → ReLU → dropout → attention layers → dropout → linear, for a batch of ``B`` images at once.
 
-    def __init__(self, in_dim: int, classes: int, params: A2GNNParams) -> None:
+    Every image has its own weights (a slice of each batched parameter, drawn from its own generator, as if it
+    were alone) and its own dropout masks (drawn over its own nodes from its generator), so an image's result
+    does not depend on the images it is batched with. ``classes[b]`` is image ``b``'s ``K+1``; its logits past
+    that are padding (the caller masks them).
+    """
+
+    def __init__(self, in_dim: int, classes: list[int], params: A2GNNParams, generators: list[torch.Generator],
+                 device: torch.device | str = "cpu") -> None:
         super().__init__()
         self.params = params
-        self.embed = nn.Linear(in_dim, params.hidden, bias=False)
-        self.layers = nn.ModuleList(WindowAttention(i == 0) for i in range(params.layers))
-        self.classify = nn.Linear(params.hidden, classes)
+        self.generators = generators
+        width = max(classes)
+        drawn = [initial_parameters(in_dim, params.hidden, count, g) for count, g in zip(classes, generators)]
+        w_out = torch.zeros(len(classes), params.hidden, width)
+        b_out = torch.zeros(len(classes), 1, width)
+        for b, (_, weight, bias) in enumerate(drawn):
+            w_out[b, :, : classes[b]], b_out[b, 0, : classes[b]] = weight, bias
+        #: ``(B, F, hidden)``, ``(B, hidden, C)``, ``(B, 1, C)``
+        self.embed = nn.Parameter(torch.stack([w for w, _, _ in drawn]).to(device))
+        self.classify_weight = nn.Parameter(w_out.to(device))
+        self.classify_bias = nn.Parameter(b_out.to(device))
+        self.layers = nn.ModuleList(WindowAttention(i == 0, len(classes)) for i in range(params.layers)).to(device)
+
+    def dropout(self, x: torch.Tensor, graph: WindowGraph) -> torch.Tensor:
+        """Inverted dropout of ``x (B, M, C)``, each image's mask drawn over its own ``h_i·w_i`` nodes."""
+        keep = 1.0 - self.params.dropout
+        if not self.training or self.params.dropout <= 0:
+            return x
+        scale = x.new_zeros(x.shape)
+        for b, ((height, width), generator) in enumerate(zip(graph.sizes, self.generators)):
+            rows = graph.row_of[:height, :width].reshape(-1)
+            drawn = torch.rand(len(rows), x.shape[-1], generator=generator).to(x.device)
+            scale[b, rows] = (drawn < keep).to(x.dtype) / keep
+        return x * scale
 
     def forward(self, features: torch.Tensor, bias: torch.Tensor, graph: WindowGraph) -> torch.Tensor:
-        """``features (M, F)`` rows, ``bias`` (see :class:`WindowAttention`) → logits ``(M, classes)``."""
-        p = self.params
-        x = F.dropout(F.relu(self.embed(features)), p.dropout, self.training)
+        """``features (B, M, F)`` rows, ``bias`` (see :class:`WindowAttention`) → logits ``(B, M, C)``."""
+        x = self.dropout(F.relu(torch.bmm(features, self.embed)), graph)
         for layer in self.layers:
             x = layer(x, bias, graph)
-        return self.classify(F.dropout(x, p.dropout, self.training))
+        return torch.baddbmm(self.classify_bias, self.dropout(x, graph), self.classify_weight)
 
 
 def attention_bias(features: torch.Tensor, params: A2GNNParams, graph: WindowGraph) -> torch.Tensor:
-    """``(T, tile², halo²)``: ``adjacency_weight · a_ij`` (``a_ij = exp(−mean_c |f_i − f_j|)`` of the raw
-    features ``(F,h,w)``) inside the window and the grid, −∞ elsewhere (the query itself always kept)."""
+    """``(B·T, tile², halo²)``: ``adjacency_weight · a_ij`` (``a_ij = exp(−mean_c |f_i − f_j|)`` of the raw
+    features ``(..., F, h, w)``) inside the window and the image, −∞ elsewhere (the query itself always kept)."""
     rows = graph.to_rows(features)
     queries, keys = graph.queries(rows), graph.keys(rows)
-    distance = torch.cdist(queries, keys, p=1) / features.shape[0]
-    keep = graph.in_window[None] & graph.key_valid()
-    keep = keep | graph.is_self[None]
+    distance = torch.cdist(queries, keys, p=1) / features.shape[-3]
+    keep = (graph.in_window[None] & graph.key_valid()) | graph.is_self[None]
     return (params.adjacency_weight * torch.exp(-distance)).masked_fill(~keep, float("-inf"))
 
 
@@ -216,24 +281,34 @@ def gated_crf_kernel(image: np.ndarray, stride: int, height: int, width: int, ra
     return kernel
 
 
-def gated_crf_loss(probs: torch.Tensor, kernel: torch.Tensor, radius: int) -> torch.Tensor:
-    """``Σ_i Σ_j K_ij (1 − ⟨y_i, y_j⟩) / N`` for ``probs (C,h,w)`` and ``kernel (D, h·w)``."""
-    channels, height, width = probs.shape
+def gated_crf_loss(probs: torch.Tensor, kernel: torch.Tensor, radius: int,
+                   nodes: torch.Tensor | None = None) -> torch.Tensor:
+    """``Σ_i Σ_j K_ij (1 − ⟨y_i, y_j⟩) / N`` for ``probs (C,h,w)`` and ``kernel (D, h·w)``; batched, ``probs
+    (B,C,h,w)`` and ``kernel (B,D,h·w)`` give the sum over images, each divided by its ``nodes[b]`` (default ``h·w``)."""
+    batched = probs.dim() == 4
+    probs, kernel = (probs, kernel) if batched else (probs[None], kernel[None])
+    batch, channels, height, width = probs.shape
     size = 2 * radius + 1
-    neighbours = F.unfold(probs[None], size, padding=radius)[0].reshape(channels, size * size, height * width)
-    agreement = (neighbours * probs.reshape(channels, 1, -1)).sum(0)
-    return (kernel * (1.0 - agreement)).sum() / (height * width)
+    neighbours = F.unfold(probs, size, padding=radius).reshape(batch, channels, size * size, height * width)
+    agreement = (neighbours * probs.reshape(batch, channels, 1, -1)).sum(1)
+    per_image = (kernel * (1.0 - agreement)).sum(dim=(1, 2))
+    nodes = per_image.new_full((batch,), height * width) if nodes is None else nodes
+    return (per_image / nodes).sum()
 
 
 def seed_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """A2GNN's ``CE(background seeds) + CE(object seeds)``, each averaged over its own nodes.
+    """A2GNN's ``CE(background seeds) + CE(object seeds)``, each averaged over its own nodes, summed over images.
 
-    ``logits (M, C)``, ``targets (M,)`` channel indices, -1 = no seed.
+    ``logits (..., M, C)``, ``targets (..., M)`` channel indices, -1 = no seed.
     """
+    logits = logits.reshape(-1, logits.shape[-2], logits.shape[-1])
+    targets = targets.reshape(-1, targets.shape[-1])
+    per_node = F.cross_entropy(logits.transpose(1, 2), targets.clamp(min=0), reduction="none")  # (B, M)
     loss = logits.new_zeros(())
     for chosen in (targets == 0, targets > 0):
-        if chosen.any():
-            loss = loss + F.cross_entropy(logits[chosen], targets[chosen])
+        count = chosen.sum(dim=1, keepdim=True)
+        weight = chosen / count.clamp(min=1)
+        loss = loss + (per_node * weight).sum()
     return loss
 
 
@@ -244,7 +319,10 @@ def standardise(features: torch.Tensor) -> torch.Tensor:
     return (features - mean) / std
 
 
-#: graphs up to this many nodes train on one CPU thread: their operations are too small for intra-op
+#: block side of :class:`WindowGraph` (radius 3: halo 10, 100 key slots per query against 49 in its window)
+TILE = 4
+
+#: batches up to this many graph rows train on one CPU thread: their operations are too small for intra-op
 #: threads to pay (on a busy machine every parallel region waits for a time slice)
 SINGLE_THREAD_NODES = 16384
 
@@ -255,55 +333,108 @@ def train_a2gnn(data: PropagationInput, features: torch.Tensor, stride: int, par
 
     ``features``: ``(F, h, w)`` AffinityNet features of the image, ``h = ceil(H/s)``.
     """
-    threads = torch.get_num_threads()
-    if features.shape[-2] * features.shape[-1] <= SINGLE_THREAD_NODES:
-        torch.set_num_threads(1)
-    try:
-        return _train(data, features, stride, params, seed)
-    finally:
-        torch.set_num_threads(threads)
+    return train_a2gnn_batch([data], [features], stride, params, seed)[0]
 
 
-def _train(data: PropagationInput, features: torch.Tensor, stride: int, params: A2GNNParams, seed: int) -> torch.Tensor:
-    height, width = features.shape[-2:]
-    device = features.device  # the graph, the model and every per-image tensor live where the features are
-    torch.manual_seed(seed)
-    graph = WindowGraph(height, width, params.radius, device=device)
-    targets = torch.from_numpy(seeds_at_stride(data.seed_channels(), data.channels, stride))[:height, :width].to(device)
+def train_a2gnn_batch(datas: list[PropagationInput], features: list[torch.Tensor], stride: int,
+                      params: A2GNNParams, seed: int = 0) -> list[torch.Tensor]:
+    """Train A2GNN on each image of a batch, all in the same steps; per image ``(K+1, h_i, w_i)`` probabilities.
+
+    ``features[b]``: ``(F, h_i, w_i)`` for ``datas[b]``. An image's result is the one it gets alone (its own
+    weights, generator seeded with ``seed``, dropout masks and losses; the batch only shares the operations,
+    up to float rounding). Images without any seed are not trained (their network stays as initialised).
+    """
+    results: list[torch.Tensor | None] = [None] * len(datas)
+    for trained in (True, False):
+        chosen = [b for b, data in enumerate(datas) if _has_seeds(data, stride, features[b]) == trained]
+        if not chosen:
+            continue
+        rows = sum(_rows(features[b]) for b in chosen)
+        threads = torch.get_num_threads()
+        if rows <= SINGLE_THREAD_NODES:
+            torch.set_num_threads(1)
+        try:
+            out = _train([datas[b] for b in chosen], [features[b] for b in chosen], stride, params, seed, trained)
+        finally:
+            torch.set_num_threads(threads)
+        for b, probs in zip(chosen, out):
+            results[b] = probs
+    return results  # type: ignore[return-value]
+
+
+def _rows(features: torch.Tensor) -> int:
+    return math.ceil(features.shape[-2] / TILE) * math.ceil(features.shape[-1] / TILE) * TILE * TILE
+
+
+def _targets(data: PropagationInput, stride: int, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(h, w)`` seed channel per node (-1 none, seeds outside their allowed channel dropped) and the
+    ``(K+1, h, w)`` allowed mask (``None``: everywhere)."""
+    targets = torch.from_numpy(seeds_at_stride(data.seed_channels(), data.channels, stride))[:height, :width]
     allowed = allowed_at_stride(data.allowed, stride)
-    mask = None if allowed is None else torch.from_numpy(allowed[:, :height, :width]).to(device)
+    mask = None if allowed is None else torch.from_numpy(allowed[:, :height, :width])
     if mask is not None:  # a seed can only teach a channel allowed at its node
         index = targets.clamp(min=0)
         targets = torch.where((targets >= 0) & mask.gather(0, index[None])[0], targets, torch.full_like(targets, -1))
-    target_rows = graph.to_rows(targets[None].float(), fill=-1).long()[:, 0]
-    mask_rows = None if mask is None else graph.to_rows(mask.float(), fill=1.0) > 0
-    bias = attention_bias(features, params, graph)
-    inputs = graph.to_rows(standardise(features))
-    model = A2GNN(features.shape[0], data.channels, params).to(device)
-    optimiser = torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
-    kernel = None
-    if params.crf_weight > 0:
-        kernel = gated_crf_kernel(data.image, stride, height, width, params.crf_radius, params.crf_sigma_xy,
-                                  params.crf_sigma_rgb).to(device)
+    return targets, mask
+
+
+def _has_seeds(data: PropagationInput, stride: int, features: torch.Tensor) -> bool:
+    return bool((_targets(data, stride, *features.shape[-2:])[0] >= 0).any())
+
+
+def _pad(grid: torch.Tensor, height: int, width: int, fill: float = 0.0) -> torch.Tensor:
+    """``(C, h, w)`` → ``(C, height, width)``, new cells ``fill``."""
+    return F.pad(grid, (0, width - grid.shape[-1], 0, height - grid.shape[-2]), value=fill)
+
+
+def _train(datas: list[PropagationInput], features: list[torch.Tensor], stride: int, params: A2GNNParams,
+           seed: int, trained: bool) -> list[torch.Tensor]:
+    device = features[0].device  # the graph, the model and every per-image tensor live where the features are
+    sizes = [tuple(f.shape[-2:]) for f in features]
+    height, width = max(h for h, _ in sizes), max(w for _, w in sizes)
+    classes = [data.channels for data in datas]
+    graph = WindowGraph(height, width, params.radius, device=device, sizes=sizes)
+    targets, allowed, inputs, raw, kernels = [], [], [], [], []
+    for data, feature, (h, w) in zip(datas, features, sizes):
+        target, mask = _targets(data, stride, h, w)
+        targets.append(_pad(target[None].float(), height, width, -1.0))
+        channel_mask = torch.zeros(max(classes), h, w, dtype=torch.bool)  # padding channels: never
+        channel_mask[: data.channels] = True if mask is None else mask
+        allowed.append(_pad(channel_mask.float(), height, width, 1.0))
+        inputs.append(_pad(standardise(feature), height, width))
+        raw.append(_pad(feature, height, width))
+        if trained and params.crf_weight > 0:
+            kernel = gated_crf_kernel(data.image, stride, h, w, params.crf_radius, params.crf_sigma_xy,
+                                      params.crf_sigma_rgb)
+            kernels.append(_pad(kernel.reshape(-1, h, w), height, width).reshape(kernel.shape[0], -1))
+    target_rows = graph.to_rows(torch.stack(targets).to(device), fill=-1).long()[..., 0]
+    allowed_rows = graph.to_rows(torch.stack(allowed).to(device), fill=1.0) > 0
+    bias = attention_bias(torch.stack(raw).to(device), params, graph)
+    input_rows = graph.to_rows(torch.stack(inputs).to(device))
+    generators = [torch.Generator().manual_seed(seed) for _ in datas]
+    model = A2GNN(input_rows.shape[-1], classes, params, generators, device)
+    kernel = torch.stack(kernels).to(device) if kernels else None
+    nodes = torch.tensor([float(h * w) for h, w in sizes], device=device)
 
     def masked_logits() -> torch.Tensor:
-        logits = model(inputs, bias, graph)
-        return logits if mask_rows is None else logits.masked_fill(~mask_rows, -1e4)
+        return model(input_rows, bias, graph).masked_fill(~allowed_rows, -1e4)
 
-    if (target_rows >= 0).any():
+    if trained:
+        optimiser = torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
         model.train()
         for epoch in range(2 * params.epochs):
             logits = masked_logits()
             loss = seed_loss(logits, target_rows)
             if epoch >= params.epochs and kernel is not None:
-                probs = graph.to_grid(torch.softmax(logits, dim=1))
-                loss = loss + params.crf_weight * gated_crf_loss(probs, kernel, params.crf_radius)
+                probs = graph.to_grid(torch.softmax(logits, dim=-1))
+                loss = loss + params.crf_weight * gated_crf_loss(probs, kernel, params.crf_radius, nodes)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
     model.eval()
     with torch.no_grad():
-        return graph.to_grid(torch.softmax(masked_logits(), dim=1))
+        probs = graph.to_grid(torch.softmax(masked_logits(), dim=-1))
+    return [probs[b, : classes[b], :h, :w] for b, (h, w) in enumerate(sizes)]
 
 
 def cam_walk(data: PropagationInput, affinity: torch.Tensor, stride: int, params: A2GNNParams) -> np.ndarray | None:
@@ -342,13 +473,23 @@ def a2gnn_propagate(data: PropagationInput, features: torch.Tensor, stride: int,
     ``affinity (1,D,h,w)``: its PSA pair affinities at radius ``rw_radius``, used for the random-walk
     blend when ``rw_weight > 0`` and CAMs exist.
     """
-    height, width = data.size
-    features, node_stride = pool_features(features, stride, params.graph_stride)
-    probs = train_a2gnn(data, features, node_stride, params, seed)
-    scores = upsample_scores(probs, node_stride, height, width)
-    if params.rw_weight > 0 and affinity is not None:
-        walked = cam_walk(data, affinity, stride, params)
-        if walked is not None:
-            scores = scores + params.rw_weight * walked
-    return apply_allowed(scores, data.allowed)
+    return a2gnn_propagate_batch([data], [features], stride, params, [affinity], seed)[0]
 
+
+def a2gnn_propagate_batch(datas: list[PropagationInput], features: list[torch.Tensor], stride: int,
+                          params: A2GNNParams, affinities: list[torch.Tensor | None] | None = None,
+                          seed: int = 0) -> list[np.ndarray]:
+    """:func:`a2gnn_propagate` for several images trained together (:func:`train_a2gnn_batch`), same results."""
+    pooled = [pool_features(f, stride, params.graph_stride) for f in features]
+    node_stride = pooled[0][1] if pooled else stride
+    probs = train_a2gnn_batch(datas, [f for f, _ in pooled], node_stride, params, seed)
+    affinities = affinities or [None] * len(datas)
+    out = []
+    for data, node_probs, affinity in zip(datas, probs, affinities):
+        scores = upsample_scores(node_probs, node_stride, *data.size)
+        if params.rw_weight > 0 and affinity is not None:
+            walked = cam_walk(data, affinity, stride, params)
+            if walked is not None:
+                scores = scores + params.rw_weight * walked
+        out.append(apply_allowed(scores, data.allowed))
+    return out

@@ -17,7 +17,7 @@ import torch
 
 from wsss.affinity.inference import affinity_features, infer_affinity, load_affinity_net
 from wsss.errors import WsssError
-from wsss.propagation.a2gnn import A2GNNParams, a2gnn_propagate
+from wsss.propagation.a2gnn import A2GNNParams, a2gnn_propagate_batch
 from wsss.propagation.apro import AProParams, apro_propagate
 from wsss.propagation.catalog import CAM_FREE, PROPAGATORS
 from wsss.propagation.inputs import PropagationInput
@@ -104,6 +104,8 @@ class Propagator:
         elif self.name == "a2gnn":
             overrides = dict(node.get("by_supervision", {}) or {}).get(supervision, {}) or {}
             self.a2gnn = _params(A2GNNParams, node, overrides)
+            if self.a2gnn.batch_images < 1:
+                raise WsssError(f"propagation.batch_images: must be a positive number of images, got {self.a2gnn.batch_images}")
         else:
             self.apro = _params(AProParams, node)
         if PROPAGATORS[self.name].affinity:
@@ -122,8 +124,26 @@ class Propagator:
         """The stride of the CAMs this propagator reads beside the full-resolution ones (``cam_low``), or None."""
         return self.model.stride if self.name == "cam_walk" else None
 
+    @property
+    def batch_size(self) -> int:
+        """How many images :meth:`batch` takes at once to advantage (A2GNN trains a batch in the same steps)."""
+        return self.a2gnn.batch_images if self.name == "a2gnn" else 1
+
+    def batch(self, datas: list[PropagationInput]) -> list[np.ndarray]:
+        """Scores of several images; the same as calling the propagator on each (up to float rounding)."""
+        if self.name != "a2gnn":
+            return [self(data) for data in datas]
+        from kernels import pair_affinity_from_features
+
+        features = [affinity_features(self.model, data.image, self.device, self.flip) for data in datas]
+        affinities = [pair_affinity_from_features(f, self.radius) for f in features]
+        return a2gnn_propagate_batch(datas, [f[0] for f in features], self.model.stride, self.a2gnn, affinities,
+                                     self.seed)
+
     def __call__(self, data: PropagationInput) -> np.ndarray:
         """``(K+1,H,W)`` float32 scores of one image."""
+        if self.name == "a2gnn":
+            return self.batch([data])[0]
         if self.name == "apro":
             return apro_propagate(data, self.apro, self.device)
         if self.name == "cam_walk":
@@ -133,9 +153,7 @@ class Propagator:
         features = affinity_features(self.model, data.image, self.device, self.flip)
         affinity = pair_affinity_from_features(features, self.radius)
         stride = self.model.stride
-        if self.name == "random_walk":
-            return seeded_walk(data, affinity, stride, self.walk)
-        return a2gnn_propagate(data, features[0], stride, self.a2gnn, affinity, self.seed)
+        return seeded_walk(data, affinity, stride, self.walk)
 
     def _walk_cams(self, data: PropagationInput) -> np.ndarray:
         """PSA/IRN: the CAMs (at the AffinityNet stride) walked on the image's affinities, a background channel added."""
