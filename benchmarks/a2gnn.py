@@ -1,0 +1,201 @@
+"""A2GNN propagation: the stage's batched, windowed network against the straightforward dense reference.
+
+    python -m benchmarks.a2gnn                          # minivoc and VOC sizes, prints the table, writes JSON
+    python -m benchmarks.a2gnn --quick                  # a few epochs, a few images (a smoke run)
+    python -m benchmarks.a2gnn --run results/minivoc/point/a2gnn/propagate --images 200   # + mIoU on real inputs
+
+**Speed** (synthetic inputs, the same for both): images at minivoc size (width 144–192, height 112–160, drawn
+per image as minivoc draws them) and at VOC size (500×375), node features at A2GNN's node stride 8 (the
+32-channel AffinityNet of minivoc pooled), seeds in a few blobs of 2–3 classes. Per image, in the same
+process and thread setting: the reference (:mod:`benchmarks.a2gnn_reference`, dense ``N×N`` per image, one
+image after the other), the stage's network one image at a time (``batch_images=1``) and batched as the stage
+runs it (``batch_images``). Seconds per image are the total over the images divided by their number;
+``speedup`` is the reference's seconds per image over the stage's; ``agreement`` the share of nodes whose
+arg-max is the same as the reference's (the two draw their dropout masks differently, so the scores differ by
+training noise; without dropout they agree to 1e-5, ``tests/test_weak_propagators.py``).
+
+**Quality** (``--run``, a finished ``propagate`` folder of the a2gnn recipe): its inputs (AffinityNet,
+seeds, CAMs as its ``.hydra/config.yaml`` names them) on the first ``--images`` images of its split,
+propagated by the stage and by the reference with the stage's own code around them (features, random-walk
+blend, box masks), then the CRF of the recipe's ``refine_crf`` folder beside it: mIoU of both against the
+ground truth, before and after the CRF.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks.a2gnn_reference import reference_a2gnn
+from wsss.params import A2GNNParams
+from wsss.propagation.a2gnn import train_a2gnn_batch
+from wsss.propagation.inputs import PropagationInput
+
+MINIVOC_WIDTH, MINIVOC_HEIGHT = (144, 192), (112, 160)
+NODE_STRIDE = 8
+FEATURES = 32
+
+
+def synthetic_image(height: int, width: int, rng: np.random.Generator) -> tuple[PropagationInput, torch.Tensor]:
+    """An image of 2–3 objects (discs) on a background, features that follow the objects plus noise, and seeds:
+    a blob inside each object and two in the background."""
+    classes = rng.choice(np.arange(1, 21), size=rng.integers(2, 4), replace=False)
+    label = np.zeros((height, width), np.int64)
+    ys, xs = np.mgrid[:height, :width]
+    seeds = np.full((height, width), 255, np.uint8)
+    for cls in classes:
+        cy, cx = rng.integers(height // 5, 4 * height // 5), rng.integers(width // 5, 4 * width // 5)
+        radius = rng.uniform(0.15, 0.3) * min(height, width)
+        inside = (ys - cy) ** 2 + (xs - cx) ** 2 < radius ** 2
+        label[inside] = cls
+        seeds[(ys - cy) ** 2 + (xs - cx) ** 2 < (radius / 3) ** 2] = cls
+    seeds[: height // 10, : width // 10] = 0
+    seeds[-height // 10 :, -width // 10 :] = 0
+    palette = rng.integers(0, 256, (21, 3))
+    image = np.clip(palette[label] + rng.normal(0, 12, (height, width, 3)), 0, 255).astype(np.uint8)
+    h, w = -(-height // NODE_STRIDE), -(-width // NODE_STRIDE)
+    cells = label[::NODE_STRIDE, ::NODE_STRIDE][:h, :w]
+    embedding = rng.standard_normal((21, FEATURES)).astype(np.float32)
+    features = embedding[cells].transpose(2, 0, 1) + 0.5 * rng.standard_normal((FEATURES, h, w)).astype(np.float32)
+    return PropagationInput(image, np.sort(classes), seeds), torch.from_numpy(np.ascontiguousarray(features))
+
+
+def time_per_image(run, items) -> tuple[float, list[torch.Tensor]]:
+    start = time.perf_counter()
+    out = run(items)
+    return (time.perf_counter() - start) / len(items), out
+
+
+def speed_case(name: str, sizes: list[tuple[int, int]], params: A2GNNParams, rng: np.random.Generator) -> dict:
+    items = [synthetic_image(h, w, rng) for h, w in sizes]
+    datas, features = [d for d, _ in items], [f for _, f in items]
+    reference_s, reference = time_per_image(
+        lambda _: [reference_a2gnn(d, f, NODE_STRIDE, params) for d, f in zip(datas, features)], items)
+    single_s, _ = time_per_image(
+        lambda _: [train_a2gnn_batch([d], [f], NODE_STRIDE, params)[0] for d, f in zip(datas, features)], items)
+    batch = params.batch_images
+
+    def batched(_):
+        out = []
+        for start in range(0, len(datas), batch):
+            out += train_a2gnn_batch(datas[start : start + batch], features[start : start + batch], NODE_STRIDE, params)
+        return out
+
+    batched_s, stage = time_per_image(batched, items)
+    agree = np.mean([(a.argmax(0) == b.argmax(0)).float().mean().item() for a, b in zip(stage, reference)])
+    nodes = np.mean([f.shape[-1] * f.shape[-2] for f in features])
+    return {"case": name, "images": len(items), "mean_nodes": float(nodes), "epochs": 2 * params.epochs,
+            "batch_images": batch, "threads": torch.get_num_threads(), "reference_s_per_image": reference_s,
+            "stage_single_s_per_image": single_s, "stage_s_per_image": batched_s,
+            "speedup": reference_s / batched_s, "speedup_single": reference_s / single_s, "agreement": float(agree)}
+
+
+def quality(run_dir: Path, images: int, params_override: dict) -> dict:
+    """mIoU of the stage and the reference on a finished a2gnn ``propagate`` folder's inputs (module docstring)."""
+    from omegaconf import OmegaConf
+
+    import wsss.propagation.a2gnn as a2gnn
+    from wsss.crf import CRFParams, crf_from_probs
+    from wsss.data import open_dataset
+    from wsss.io import load_label_png, load_npy
+    from wsss.metrics import SegmentationScorer
+    from wsss.pipeline import load_keys
+    from wsss.propagation.run import Propagator, propagation_input
+
+    cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    crf_cfg = OmegaConf.load(run_dir.parent / "refine_crf" / ".hydra" / "config.yaml")
+    node = OmegaConf.to_container(cfg.propagation, resolve=True)
+    node.update(params_override)
+    kind = cfg.supervision.name
+    propagator = Propagator(node, kind, cfg.cam == "classifier", cfg.affinity_dir, "cpu", cfg.seed)
+    dataset = open_dataset(cfg.dataset, cfg.split,
+                           annotations=cfg.supervision.annotations if kind == "box" else "Annotations")
+    cam_dir = Path(cfg.cam_dir) if cfg.cam == "classifier" else None
+    cam_keys = load_keys(cam_dir) if cam_dir is not None else {}
+    crf = CRFParams(**crf_cfg.crf)
+    ids = dataset.ids[:images]
+    datas = []
+    for image_id in ids:
+        image = dataset.load_image(image_id)
+        cam = None
+        if cam_dir is not None:
+            cam = (load_npy(cam_dir / "highres" / f"{image_id}.npy").astype(np.float32), cam_keys[image_id])
+        datas.append(propagation_input(dataset, kind, cfg.supervision.annotations, image_id, image,
+                                       load_label_png(Path(cfg.seeds_dir) / f"{image_id}.png"), cam,
+                                       cam_keys.get(image_id)))
+    results = {}
+    for name in ("stage", "reference"):
+        if name == "reference":  # the stage's code around the network, the network the reference's
+            def one_by_one(batch_datas, batch_features, stride, params, seed=0):
+                return [reference_a2gnn(d, f, stride, params, seed) for d, f in zip(batch_datas, batch_features)]
+
+            saved, a2gnn.train_a2gnn_batch = a2gnn.train_a2gnn_batch, one_by_one
+        start = time.perf_counter()
+        try:
+            scores = []
+            for begin in range(0, len(datas), propagator.batch_size):
+                scores += propagator.batch(datas[begin : begin + propagator.batch_size])
+        finally:
+            if name == "reference":
+                a2gnn.train_a2gnn_batch = saved
+        seconds = time.perf_counter() - start
+        plain, refined = SegmentationScorer(), SegmentationScorer()
+        for image_id, data, score in zip(ids, datas, scores):
+            truth = dataset.load_class_mask(image_id)
+            plain.add(data.label(score), truth)
+            lookup = np.concatenate([[0], data.keys]).astype(np.uint8)
+            refined.add(lookup[crf_from_probs(data.image, score, crf).argmax(axis=0)], truth)
+        results[name] = {"miou": plain.record({})["miou"], "miou_crf": refined.record({})["miou"],
+                         "s_per_image": seconds / len(ids)}
+    results["images"] = len(ids)
+    results["run"] = str(run_dir)
+    results["miou_crf_difference"] = results["stage"]["miou_crf"] - results["reference"]["miou_crf"]
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="2+2 epochs, 4 minivoc-size images and 1 VOC-size")
+    parser.add_argument("--images", type=int, default=16, help="minivoc-size images (speed), or --run images")
+    parser.add_argument("--voc-images", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch-images", type=int, default=A2GNNParams.batch_images)
+    parser.add_argument("--run", type=Path, help="a finished a2gnn propagate folder: mIoU of both on its inputs")
+    parser.add_argument("--out", type=Path, default=Path("results/benchmarks/a2gnn.json"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    params = A2GNNParams(batch_images=args.batch_images, **({"epochs": 2} if args.quick else {}))
+    rng = np.random.default_rng(0)
+    minivoc = [(int(rng.integers(*MINIVOC_HEIGHT, endpoint=True)), int(rng.integers(*MINIVOC_WIDTH, endpoint=True)))
+               for _ in range(4 if args.quick else args.images)]
+    report: dict = {"params": {"epochs_per_phase": params.epochs, "radius": params.radius, "hidden": params.hidden,
+                               "layers": params.layers, "batch_images": params.batch_images},
+                    "speed": []}
+    if args.run is None:
+        for name, sizes in (("minivoc", minivoc), ("voc 500x375", [(375, 500)] * (1 if args.quick else args.voc_images))):
+            case = speed_case(name, sizes, params, rng)
+            report["speed"].append(case)
+            print(f"{name:12s} {case['mean_nodes']:7.0f} nodes  reference {case['reference_s_per_image']:7.3f} s/img  "
+                  f"stage alone {case['stage_single_s_per_image']:7.3f}  batched {case['stage_s_per_image']:7.3f}  "
+                  f"speedup {case['speedup']:5.1f}x (alone {case['speedup_single']:4.1f}x)  "
+                  f"agreement {100 * case['agreement']:5.1f}%", flush=True)
+    else:
+        report["quality"] = quality(args.run, args.images, {"batch_images": args.batch_images})
+        q = report["quality"]
+        print(f"{q['images']} images of {q['run']}: stage mIoU {q['stage']['miou']:.2f} / CRF {q['stage']['miou_crf']:.2f}"
+              f" ({q['stage']['s_per_image']:.3f} s/img), reference {q['reference']['miou']:.2f} / CRF "
+              f"{q['reference']['miou_crf']:.2f} ({q['reference']['s_per_image']:.3f} s/img)")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"written {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
