@@ -123,3 +123,16 @@ def test_ordered_map_raises_an_items_error_at_its_turn():
 def test_a_dead_worker_is_one_line():
     with pytest.raises(WsssError, match=r"^crf: a worker process died \(killed, or out of memory\?\)"):
         list(ordered_map(_die, range(3), workers=2, desc="crf"))
+
+
+def test_the_stage_module_leaves_torch_out():
+    """Every spawn worker imports the stage's module: with torch it would take seconds to start."""
+    import subprocess
+    import sys
+
+    from wsss.config import REPO_ROOT
+
+    code = "import sys, stages.refine_crf; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    assert result.stdout.strip() == "False", result.stderr

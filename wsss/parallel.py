@@ -9,8 +9,9 @@ stays a one-line error; the worker's traceback is only its ``__cause__``).
 
 Processes are started with ``spawn``: a fresh interpreter, never a ``fork`` of a parent that has already
 started torch's OpenMP pool or other threads (a forked child can deadlock on a lock some thread held at the
-fork) and safe with CUDA. The price is a start-up per worker (it imports the parent's main module, a
-stage imports torch: about a second, once per worker, paid in parallel). Each worker runs one thread:
+fork) and safe with CUDA. The price is a start-up per worker: it imports the parent's main module (the
+stage's), so keep heavy imports out of a stage module's top level (:func:`wsss.pipeline.prepare` imports
+torch when called: a refine_crf worker starts in ~0.3 s, not the ~2 s of torch). Each worker runs one thread:
 torch's count is set to 1, and ``OMP/MKL/OPENBLAS_NUM_THREADS`` to 1 for what it loads later, so
 ``workers`` processes use ``workers`` cores.
 """
