@@ -10,7 +10,7 @@ epoch it resumes and end with identical weights and history. ``WSSS_CRASH_AT`` (
 The rerun goes into the same folders without cleaning them (stronger than Snakemake, which deletes a failed
 job's declared outputs first); the training stage's ``work_dir`` (undeclared, kept by Snakemake) holds the
 checkpoint it resumes from. Per-image stages: the CAM-free point chain (make_seeds → propagate (APro) →
-refine_crf) on a tiny VOC-layout folder; training: train_classifier (3 epochs of a width-8 ResNet-10).
+refine_crf, also with 2 workers) on a tiny VOC-layout folder; training: train_classifier (3 epochs of a width-8 ResNet-10).
 """
 
 from __future__ import annotations
@@ -70,6 +70,9 @@ def chain(tmp_path_factory, kernels_built):
                                   f"out_dir={out}"],
         "refine_crf": lambda out: ["refine_crf", *common, "crf=a2gnn", f"scores_dir={ref / 'propagate'}",
                                    f"out_dir={out}"],
+        # the CRF in 2 worker processes (wsss.parallel): the stage killed while they run
+        "refine_crf_pool": lambda out: ["refine_crf", *common, "crf=a2gnn", f"scores_dir={ref / 'propagate'}",
+                                        f"out_dir={out}", "workers=2"],
     }
     timings = {}
     for name, command in stages.items():
@@ -84,6 +87,7 @@ PER_IMAGE = {  # stage -> (pattern of its per-image files, its final file)
     "make_seeds": ("*.png", "metrics.json"),
     "propagate": ("*.npy", "keys.json"),
     "refine_crf": ("*.png", "metrics.json"),
+    "refine_crf_pool": ("*.png", "metrics.json"),
 }
 
 

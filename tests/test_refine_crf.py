@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.test_bad_inputs import _run_stage
 from tests.voc_fixture import fake_propagation, make_tiny_voc
+from wsss.config import REPO_ROOT
 from wsss.errors import WsssError
 from wsss.parallel import ordered_map, resolve_workers
 
@@ -120,6 +124,34 @@ def test_ordered_map_raises_an_items_error_at_its_turn():
     assert seen == [0, 10]
 
 
+def _record_pid_and_sleep(folder, item):
+    (Path(folder) / f"{os.getpid()}.pid").touch()
+    time.sleep(60)
+
+
+def test_workers_exit_when_the_parent_is_killed(tmp_path):
+    """A SIGKILLed stage must not leave its workers behind (they would hold Snakemake's log pipe open)."""
+    script = ("import os, signal, sys, time\n"
+              "from tests.test_refine_crf import _record_pid_and_sleep\n"
+              "from wsss.parallel import ordered_map\n"
+              "results = ordered_map(_record_pid_and_sleep, range(4), workers=2, context=sys.argv[1])\n"
+              "import threading\n"
+              "def kill():\n"
+              "    while len(os.listdir(sys.argv[1])) < 2: time.sleep(0.05)\n"
+              "    os.kill(os.getpid(), signal.SIGKILL)\n"
+              "threading.Thread(target=kill).start()\n"
+              "next(results)\n")
+    parent = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=REPO_ROOT, capture_output=True,
+                            timeout=60, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    assert parent.returncode == -signal.SIGKILL, parent.stderr
+    pids = [int(p.stem) for p in tmp_path.glob("*.pid")]
+    assert len(pids) == 2
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in pids):
+        time.sleep(0.1)
+    assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+
+
 def test_a_dead_worker_is_one_line():
     with pytest.raises(WsssError, match=r"^crf: a worker process died \(killed, or out of memory\?\)"):
         list(ordered_map(_die, range(3), workers=2, desc="crf"))
@@ -127,11 +159,6 @@ def test_a_dead_worker_is_one_line():
 
 def test_the_stage_module_leaves_torch_out():
     """Every spawn worker imports the stage's module: with torch it would take seconds to start."""
-    import subprocess
-    import sys
-
-    from wsss.config import REPO_ROOT
-
     code = "import sys, stages.refine_crf; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
                             env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})

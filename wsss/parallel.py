@@ -59,10 +59,29 @@ def resolve_workers(workers: int | None, num_threads: int, n_items: int | None =
     return max(1, min(count, n_items)) if n_items is not None else count
 
 
+def _exit_with_parent() -> None:
+    """End this worker when its parent dies. A pool's workers wait on a queue whose write end they hold
+    themselves, so a parent killed with SIGKILL (Snakemake, a user, the OOM killer) would leave them
+    waiting forever, holding the job's log open; the parent's sentinel (a pipe only it writes to) tells."""
+    import threading
+    from multiprocessing.connection import wait
+
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        os._exit(1)  # as if killed with the parent: an unfinished write leaves only its temporary
+
+    threading.Thread(target=watch, name="wsss-exit-with-parent", daemon=True).start()
+
+
 def _start_worker(context: Any) -> None:
-    """Worker initializer: one thread for every library that reads the usual variables or has a setter,
-    and the job's shared ``context``."""
+    """Worker initializer: exit with the parent, one thread for every library that reads the usual
+    variables or has a setter, and the job's shared ``context``."""
     global _context
+    _exit_with_parent()
     for name in _THREAD_VARIABLES:
         os.environ[name] = "1"
     import sys
