@@ -153,10 +153,11 @@ def test_dag_point_random_walk_recipe_walks_the_seeds():
 
 @pytest.mark.slow
 def test_dag_psa_keeps_its_seeds_in_the_crf():
-    result = dry_run("minivoc_image_pseudolabels", "--forcerun", "make_seeds")
+    result = dry_run("minivoc_image_pseudolabels", "--forcerun", "make_seeds", "--cores", "3")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     (crf,) = commands(result, "refine_crf")
     assert "keep_seeds=true" in crf and "seeds_dir=results/minivoc/image/seeds/default" in crf
+    assert crf.rstrip().split(" > ")[0].endswith("num_threads=3")  # every core: its default workers (one per thread)
 
 
 @pytest.mark.slow

@@ -72,3 +72,31 @@ def gt_as_pseudolabels(root: Path, out: Path, split: str = "train") -> Path:
     for name in (root / "ImageSets/Segmentation" / f"{split}.txt").read_text().split():
         (out / f"{name}.png").write_bytes((root / "SegmentationClass" / f"{name}.png").read_bytes())
     return out
+
+
+def fake_propagation(root: Path, out: Path, split: str = "train", seed: int = 0, seeds_dir: Path | None = None) -> Path:
+    """A ``propagate`` folder at ``out`` for the split of ``root``: ``scores/<id>.npy`` (float16 ``(K+1,H,W)``,
+    channel 0 background, then the K classes of the image's mask: the mask plus smooth noise) and
+    ``keys.json``. ``seeds_dir``: also seeds there (``<id>.png``, a few mask pixels confident, the rest 255)."""
+    import json
+
+    from wsss.io import load_label_png, save_npy
+
+    rng = np.random.default_rng(seed)
+    keys = {}
+    for name in (root / "ImageSets/Segmentation" / f"{split}.txt").read_text().split():
+        mask = load_label_png(root / "SegmentationClass" / f"{name}.png")
+        classes = [int(c) for c in np.unique(mask) if c not in (0, 255)]
+        height, width = mask.shape
+        channels = []
+        for c in [0, *classes]:
+            coarse = rng.random((height // 8 + 1, width // 8 + 1))
+            smooth = np.kron(coarse, np.ones((8, 8)))[:height, :width]
+            channels.append(0.6 * (mask == c) + 0.4 * smooth)
+        save_npy(out / "scores" / f"{name}.npy", np.stack(channels).astype(np.float16))
+        keys[name] = classes
+        if seeds_dir is not None:
+            seeds = np.where(rng.random(mask.shape) < 0.05, mask, 255).astype(np.uint8)
+            save_label_png(seeds_dir / f"{name}.png", seeds)
+    (out / "keys.json").write_text(json.dumps(keys))
+    return out

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 
-from wsss.io import IGNORE_INDEX
-
+from wsss.errors import WsssError
+from wsss.io import IGNORE_INDEX, load_label_png, load_npy, save_npy
 from wsss.params import CRFParams
 
 
@@ -58,9 +61,52 @@ def keep_confident_seeds(labels: np.ndarray, seeds: np.ndarray, where: str = "se
 
     ``where`` names the seeds file in the error raised on a size mismatch.
     """
-    from wsss.errors import WsssError
-
     if seeds.shape != labels.shape:
         raise WsssError(f"{where}: seeds size {seeds.shape[1]}x{seeds.shape[0]} differs from the labels "
                         f"{labels.shape[1]}x{labels.shape[0]}")
     return np.where(seeds != IGNORE_INDEX, seeds, labels).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class RefineJob:
+    """What every image of a ``refine_crf`` run shares (sent once to each worker process, :mod:`wsss.parallel`).
+
+    ``scores_dir``: ``<id>.npy`` ``(K+1,H,W)`` scores, channel 0 background, channel k the class ``keys_of[id][k-1]``
+    (only the classes present: the CRF runs over K+1 labels, not 21); ``out_dir``: refined scores go to
+    ``out_dir/scores/<id>.npy``; ``seeds_dir``: when set, every confident seed keeps its label.
+    """
+
+    scores_dir: Path
+    out_dir: Path
+    keys_of: dict[str, np.ndarray]
+    params: CRFParams = CRFParams()
+    seeds_dir: Path | None = None
+
+
+def refine_image(job: RefineJob, item: tuple[str, np.ndarray]) -> tuple[str, np.ndarray]:
+    """One image of ``refine_crf``: ``item = (id, image (H,W,3) uint8)`` → ``(id, labels (H,W) uint8)``.
+
+    Reads its scores, runs the CRF over the classes present, writes the refined scores (float16, atomically),
+    takes the argmax as class ids and keeps the confident seeds when ``job.seeds_dir`` is set. Bad scores
+    (missing, non-finite, not matching keys.json or the image) are a one-line :class:`WsssError`.
+    """
+    image_id, image = item
+    path = job.scores_dir / f"{image_id}.npy"
+    keys = job.keys_of.get(image_id)
+    if keys is None:
+        raise WsssError(f"{job.scores_dir.parent / 'keys.json'}: no entry for image '{image_id}'")
+    scores = load_npy(path).astype(np.float32)
+    if scores.ndim != 3 or scores.shape[0] != len(keys) + 1:
+        raise WsssError(f"{path}: scores of shape {scores.shape}, expected {len(keys) + 1} channels (background + "
+                        f"the {len(keys)} classes keys.json lists)")
+    if scores.shape[1:] != image.shape[:2]:
+        raise WsssError(f"{path}: scores size {scores.shape[2]}x{scores.shape[1]} differs from the image "
+                        f"{image.shape[1]}x{image.shape[0]}")
+    refined = crf_from_probs(image, scores, job.params)
+    save_npy(job.out_dir / "scores" / f"{image_id}.npy", refined.astype(np.float16))
+    lookup = np.concatenate([[0], keys]).astype(np.uint8)
+    labels = lookup[refined.argmax(axis=0)]
+    if job.seeds_dir is not None:
+        seeds_path = job.seeds_dir / f"{image_id}.png"
+        labels = keep_confident_seeds(labels, load_label_png(seeds_path), str(seeds_path))
+    return image_id, labels

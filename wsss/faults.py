@@ -80,6 +80,18 @@ def _arm_from_env() -> None:
 _arm_from_env()
 
 
+def job() -> tuple[str, str, float]:
+    """This process's job for :func:`adopt`: ``(stage, out_dir, start time)``."""
+    return (*_job, _started)
+
+
+def adopt(parent_job: tuple[str, str, float]) -> None:
+    """In a worker process of a stage (:mod:`wsss.parallel`): log writes as the stage's (same job, same clock).
+    Kills are armed in the stage's own process only: the worker arms none."""
+    global _job, _started
+    _job, _started = (parent_job[0], parent_job[1]), parent_job[2]
+
+
 def start(stage: str, out_dir: str | os.PathLike | None) -> None:
     """At a stage's start: arm the first unfired kill of ``WSSS_CRASH_PLAN`` for this stage and job (if any)."""
     global _armed, _armed_marker, _seen, _job, _started

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from wsss.data.reader import DatasetReader, VOCLayoutReader
 from wsss.errors import WsssError
 from wsss.io import load_json, save_json, save_label_png
 from wsss.metrics import SegmentationScorer
-from wsss.training import configure_threads, resolve_device, seed_everything
+
+if TYPE_CHECKING:
+    import torch
 
 
 def prepare(cfg) -> torch.device:
     """Seed everything, set the CPU thread count and return the stage's device."""
+    # torch is imported here, not with the module: a stage's spawn workers (wsss.parallel) import the stage's
+    # module, and one whose workers need no torch (refine_crf) then starts them in a fraction of a second
+    from wsss.training import configure_threads, resolve_device, seed_everything
+
     seed_everything(int(cfg.seed))
     configure_threads(int(cfg.num_threads))
     return resolve_device(str(cfg.device))

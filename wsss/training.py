@@ -15,6 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from wsss.errors import WsssError
+from wsss.parallel import thread_count
 from wsss.progress import Progress
 
 
@@ -30,8 +31,7 @@ def seed_everything(seed: int) -> torch.Generator:
 
 def configure_threads(num_threads: int) -> None:
     """``num_threads`` CPU threads for torch (0 = all cores the process may use)."""
-    count = num_threads or len(os.sched_getaffinity(0))
-    torch.set_num_threads(max(1, count))
+    torch.set_num_threads(thread_count(num_threads))
 
 
 def resolve_device(name: str) -> torch.device:

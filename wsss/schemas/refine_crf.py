@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -21,6 +22,10 @@ class RefineCrfConfig(SupervisedStageConfig):
     seeds_dir: str = MISSING
     #: a confident seed keeps its label; the CRF decides the unknown pixels only
     keep_seeds: bool = False
+    #: processes running the CRF (wsss.parallel): null = one per thread of the job (``num_threads``, which
+    #: Snakemake sets to the rule's threads; 0 there = every core); 1 = no pool, the loop in this process.
+    #: The outputs are the same for every value.
+    workers: Optional[int] = None
 
 
 ConfigStore.instance().store(group="schema", name="refine_crf", node=RefineCrfConfig, package="_global_")
