@@ -180,16 +180,13 @@ class WindowAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor, graph: WindowGraph) -> torch.Tensor:
         """``x (..., M, C)`` rows; ``bias (B·T, tile², halo²)``: ``w·a_ij`` in the window, −∞ outside → like ``x``."""
-        unit = F.normalize(x, dim=-1)
         values = graph.keys(x)
-        unit_keys = F.normalize(values, dim=-1)  # normalising the gathered rows: half the gather of both
-        if self.beta is None:
-            with torch.no_grad():
-                cos = torch.bmm(graph.queries(unit), unit_keys.transpose(1, 2))
-            logits = bias
-        else:
+        # cosines of the gathered rows (half the gather of gathering unit vectors too); without β they only
+        # mask (cos < 0), so no gradient flows through them
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.beta is not None):
+            unit, unit_keys = F.normalize(x, dim=-1), F.normalize(values, dim=-1)
             cos = torch.bmm(graph.queries(unit), unit_keys.transpose(1, 2))
-            logits = graph.per_block(self.beta) * cos + bias
+        logits = bias if self.beta is None else graph.per_block(self.beta) * cos + bias
         drop = (cos.detach() < 0) & ~graph.is_self  # A2GNN: −∞ where cos < 0; a node always keeps itself
         weights = torch.softmax(logits.masked_fill(drop, float("-inf")), dim=-1)
         return torch.bmm(weights, values).reshape(x.shape)
