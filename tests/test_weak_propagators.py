@@ -184,7 +184,7 @@ def brute_attention(x, features, radius, beta, adjacency_weight):
     return out
 
 
-@pytest.mark.parametrize("tile", [2, 4, 8])
+@pytest.mark.parametrize("tile", [0, 2, 4, 8])
 def test_window_attention_matches_the_definition(tile):
     torch.manual_seed(0)
     height, width, radius = 7, 10, 2

@@ -79,8 +79,9 @@ class A2GNNParams:
     rw_beta: float = 8.0
     rw_steps: int = 64
     rw_alpha: float = 6.0
-    #: images trained together in one batch of steps (each keeps its own network and result)
-    batch_images: int = 8
+    #: images trained together in one batch of steps (each keeps its own network and result); on 2 CPU cores
+    #: batches of 4–8 measured 10–15 % slower per image than 1 (python -m benchmarks.a2gnn), so 1
+    batch_images: int = 1
 
 
 @dataclass(frozen=True)

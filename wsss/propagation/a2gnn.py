@@ -76,6 +76,9 @@ class WindowGraph:
     ``(B·T, tile², halo²)`` tensors with the pairs outside the window masked, and attention is two
     ``bmm`` calls: a few large GEMMs, memory O(N·halo²), never an ``N×N`` matrix.
 
+    ``tile=0``: one block, the whole grid, whose keys are its own nodes (no gather at all): per-pair tensors
+    are ``(B, N, N)``, the dense form, for grids no larger than a halo (:func:`choose_tile`).
+
     Several images share one graph (a batch, leading dimension ``B`` of the rows): the grid is the
     largest of them and each image's nodes are the top-left ``h_i×w_i`` corner (``sizes``); nodes
     outside an image are never keys of its nodes, so every image sees exactly its own graph.
@@ -83,38 +86,46 @@ class WindowGraph:
 
     def __init__(self, height: int, width: int, radius: int, tile: int | None = None,
                  device: torch.device | str = "cpu", sizes: list[tuple[int, int]] | None = None) -> None:
-        tile = TILE if tile is None else tile
+        tile = choose_tile(height, width, radius) if tile is None else tile
         self.height, self.width, self.radius, self.tile = height, width, radius, tile
-        self.rows, self.cols = math.ceil(height / tile), math.ceil(width / tile)
-        self.halo = tile + 2 * radius
-        t, r = tile, radius
-        blocks_y, blocks_x, qy, qx = torch.meshgrid(torch.arange(self.rows), torch.arange(self.cols), torch.arange(t),
-                                                    torch.arange(t), indexing="ij")
+        r = radius
+        if tile == 0:  # one block of the whole grid, rows in raster order, keys = the rows
+            self.rows = self.cols = 1
+            block_h, block_w, margin = height, width, 0
+        else:
+            self.rows, self.cols = math.ceil(height / tile), math.ceil(width / tile)
+            block_h = block_w = tile
+            margin = r
+        halo_h, halo_w = block_h + 2 * margin, block_w + 2 * margin
+        #: query rows and key slots of one block
+        self.block_size, self.block_keys = block_h * block_w, halo_h * halo_w
+        blocks_y, blocks_x, qy, qx = torch.meshgrid(torch.arange(self.rows), torch.arange(self.cols),
+                                                    torch.arange(block_h), torch.arange(block_w), indexing="ij")
         #: grid position of every row (block order)
-        self.row_y = (blocks_y * t + qy).reshape(-1)
-        self.row_x = (blocks_x * t + qx).reshape(-1)
+        self.row_y = (blocks_y * block_h + qy).reshape(-1)
+        self.row_x = (blocks_x * block_w + qx).reshape(-1)
         #: ``(B, M)`` whether a row is a node of image ``b`` (padding rows and nodes past its size: False)
         sizes = sizes or [(height, width)]
         self.sizes = [(int(h), int(w)) for h, w in sizes]
         self.inside = torch.stack([(self.row_y < h) & (self.row_x < w) for h, w in self.sizes])
-        order = torch.full((self.rows * t, self.cols * t), self.size, dtype=torch.long)
+        order = torch.full((self.rows * block_h, self.cols * block_w), self.size, dtype=torch.long)
         order[self.row_y, self.row_x] = torch.arange(self.size)
         #: row index of every grid node ``(h, w)``
         self.row_of = order[:height, :width]
-        padded = torch.full((self.rows * t + 2 * r, self.cols * t + 2 * r), -1, dtype=torch.long)
-        padded[r : r + height, r : r + width] = self.row_of
-        by, bx, hy, hx = torch.meshgrid(torch.arange(self.rows), torch.arange(self.cols), torch.arange(self.halo),
-                                        torch.arange(self.halo), indexing="ij")
-        halo = padded[by * t + hy, bx * t + hx].reshape(-1)
+        padded = torch.full((self.rows * block_h + 2 * margin, self.cols * block_w + 2 * margin), -1, dtype=torch.long)
+        padded[margin : margin + height, margin : margin + width] = self.row_of
+        by, bx, hy, hx = torch.meshgrid(torch.arange(self.rows), torch.arange(self.cols), torch.arange(halo_h),
+                                        torch.arange(halo_w), indexing="ij")
+        halo = padded[by * block_h + hy, bx * block_w + hx].reshape(-1)
         #: ``(T·halo²,)`` whether a halo slot is a grid node
         self.halo_inside = halo >= 0
         #: ``(T·halo²,)`` row of every halo slot; a slot outside the grid reads row 0, and every use of it is
         #: masked (−∞ logit, weight exactly 0): no zero row to append, no copy of the rows per gather
         self.halo_rows = halo.clamp(min=0)
-        qy, qx = torch.meshgrid(torch.arange(t), torch.arange(t), indexing="ij")
-        ky, kx = torch.meshgrid(torch.arange(self.halo), torch.arange(self.halo), indexing="ij")
-        dy = ky.reshape(1, -1) - r - qy.reshape(-1, 1)
-        dx = kx.reshape(1, -1) - r - qx.reshape(-1, 1)
+        qy, qx = torch.meshgrid(torch.arange(block_h), torch.arange(block_w), indexing="ij")
+        ky, kx = torch.meshgrid(torch.arange(halo_h), torch.arange(halo_w), indexing="ij")
+        dy = ky.reshape(1, -1) - margin - qy.reshape(-1, 1)
+        dx = kx.reshape(1, -1) - margin - qx.reshape(-1, 1)
         #: ``(tile², halo²)``: key slot in the query's window / is the query itself
         self.in_window = (dy.abs() <= r) & (dx.abs() <= r)
         self.is_self = (dy == 0) & (dx == 0)
@@ -132,7 +143,7 @@ class WindowGraph:
     @property
     def size(self) -> int:
         """Number of rows ``M`` (nodes plus padding slots)."""
-        return self.blocks * self.tile * self.tile
+        return self.blocks * self.block_size
 
     def to_rows(self, grid: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
         """``(..., C, h, w)`` → ``(..., M, C)`` rows (padding rows = ``fill``)."""
@@ -151,12 +162,14 @@ class WindowGraph:
         """``(M, C)`` → ``(T, halo², C)``, ``(B, M, C)`` → ``(B·T, halo², C)`` halo rows (slots outside the grid
         hold row 0: mask them, :meth:`key_valid`)."""
         batched = rows.reshape(-1, self.size, rows.shape[-1])
+        if self.tile == 0:  # the block's keys are its rows
+            return batched
         halo = torch.index_select(batched, 1, self.halo_rows)
-        return halo.reshape(-1, self.halo * self.halo, rows.shape[-1])
+        return halo.reshape(-1, self.block_keys, rows.shape[-1])
 
     def queries(self, rows: torch.Tensor) -> torch.Tensor:
         """``(..., M, C)`` → ``(B·T, tile², C)`` (a view)."""
-        return rows.reshape(-1, self.tile * self.tile, rows.shape[-1])
+        return rows.reshape(-1, self.block_size, rows.shape[-1])
 
     def key_valid(self) -> torch.Tensor:
         """``(B·T, 1, halo²)``: the halo slot is a node of the block's image."""
@@ -181,11 +194,12 @@ class WindowAttention(nn.Module):
     def forward(self, x: torch.Tensor, bias: torch.Tensor, graph: WindowGraph) -> torch.Tensor:
         """``x (..., M, C)`` rows; ``bias (B·T, tile², halo²)``: ``w·a_ij`` in the window, −∞ outside → like ``x``."""
         values = graph.keys(x)
-        # cosines of the gathered rows (half the gather of gathering unit vectors too); without β they only
-        # mask (cos < 0), so no gradient flows through them
+        # cos(x_i, x_j) = ⟨x_i/‖x_i‖, x_j⟩ / ‖x_j‖: the keys' norms are gathered as one column, not the keys
+        # normalised; without β the cosines only mask (cos < 0), so no gradient flows through them
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.beta is not None):
-            unit, unit_keys = F.normalize(x, dim=-1), F.normalize(values, dim=-1)
-            cos = torch.bmm(graph.queries(unit), unit_keys.transpose(1, 2))
+            norms = torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp(min=1e-12)
+            key_norms = graph.keys(norms).transpose(1, 2)  # (B·T, 1, halo²)
+            cos = torch.bmm(graph.queries(x / norms), values.transpose(1, 2)) / key_norms
         logits = bias if self.beta is None else graph.per_block(self.beta) * cos + bias
         drop = (cos.detach() < 0) & ~graph.is_self  # A2GNN: −∞ where cos < 0; a node always keeps itself
         weights = torch.softmax(logits.masked_fill(drop, float("-inf")), dim=-1)
@@ -316,8 +330,14 @@ def standardise(features: torch.Tensor) -> torch.Tensor:
     return (features - mean) / std
 
 
-#: block side of :class:`WindowGraph` (radius 3: halo 10, 100 key slots per query against 49 in its window)
-TILE = 4
+#: block side of :class:`WindowGraph` on large grids (radius 3: halo 14, 196 key slots per query, 49 in its window)
+TILE = 8
+def choose_tile(height: int, width: int, radius: int) -> int:
+    """0 (one dense block) when the grid has no more nodes than one block's halo ``(TILE + 2r)²``: a dense
+    block is then never more work than a single tile's keys; else :data:`TILE` (``python -m benchmarks.a2gnn``:
+    on a 500×375 photo's ~3000 nodes, 8×8 tiles beat 4, 12 and 16)."""
+    return 0 if height * width <= (TILE + 2 * radius) ** 2 else TILE
+
 
 #: batches up to this many graph rows train on one CPU thread: their operations are too small for intra-op
 #: threads to pay (on a busy machine every parallel region waits for a time slice)
@@ -346,7 +366,7 @@ def train_a2gnn_batch(datas: list[PropagationInput], features: list[torch.Tensor
         chosen = [b for b, data in enumerate(datas) if _has_seeds(data, stride, features[b]) == trained]
         if not chosen:
             continue
-        rows = sum(_rows(features[b]) for b in chosen)
+        rows = sum(_rows(features[b], params.radius) for b in chosen)
         threads = torch.get_num_threads()
         if rows <= SINGLE_THREAD_NODES:
             torch.set_num_threads(1)
@@ -359,8 +379,10 @@ def train_a2gnn_batch(datas: list[PropagationInput], features: list[torch.Tensor
     return results  # type: ignore[return-value]
 
 
-def _rows(features: torch.Tensor) -> int:
-    return math.ceil(features.shape[-2] / TILE) * math.ceil(features.shape[-1] / TILE) * TILE * TILE
+def _rows(features: torch.Tensor, radius: int) -> int:
+    height, width = features.shape[-2:]
+    tile = choose_tile(height, width, radius)
+    return height * width if tile == 0 else math.ceil(height / tile) * math.ceil(width / tile) * tile * tile
 
 
 def _targets(data: PropagationInput, stride: int, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor | None]:
