@@ -17,8 +17,8 @@ training noise; without dropout they agree to 1e-5, ``tests/test_weak_propagator
 **Quality** (``--run``, a finished ``propagate`` folder of the a2gnn recipe): its inputs (AffinityNet,
 seeds, CAMs as its ``.hydra/config.yaml`` names them) on the first ``--images`` images of its split,
 propagated by the stage and by the reference with the stage's own code around them (features, random-walk
-blend, box masks), then the CRF of the recipe's ``refine_crf`` folder beside it: mIoU of both against the
-ground truth, before and after the CRF.
+blend, box masks), then the CRF of the recipe's ``crf`` folder beside it (A2GNN's kernels if it has not run):
+mIoU of both against the ground truth, before and after the CRF.
 """
 
 from __future__ import annotations
@@ -109,8 +109,13 @@ def quality(run_dir: Path, images: int, params_override: dict) -> dict:
     from wsss.pipeline import load_keys
     from wsss.propagation.run import Propagator, propagation_input
 
+    from wsss.config import compose
+
     cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
-    crf_cfg = OmegaConf.load(run_dir.parent / "refine_crf" / ".hydra" / "config.yaml")
+    crf_run = run_dir.parent / "crf" / ".hydra" / "config.yaml"
+    # the recipe's CRF as its refine_crf job ran it, or (not run yet) A2GNN's kernels, as the a2gnn recipe sets
+    crf_cfg = OmegaConf.load(crf_run) if crf_run.is_file() else compose(
+        "refine_crf", [f"dataset={cfg.dataset.name}", "crf=a2gnn"])
     node = OmegaConf.to_container(cfg.propagation, resolve=True)
     node.update(params_override)
     kind = cfg.supervision.name
