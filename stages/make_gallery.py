@@ -5,7 +5,7 @@ from pathlib import Path
 from wsss.config import stage_main
 from wsss.data import open_dataset
 from wsss.errors import WsssError
-from wsss.viz.curves import curve_label, training_children
+from wsss.viz.curves import curve_label
 from wsss.viz.gallery import GallerySettings, build_gallery
 from wsss.viz.stages import discover_label_stages
 
@@ -29,8 +29,9 @@ def main(cfg) -> None:
     )
     meta = {"dataset": cfg.dataset.name, "supervision": cfg.supervision.name, "recipe": Path(cfg.stages_dir).name,
             "split": cfg.split, "stages": ", ".join(s.name for s in stages)}
-    # training curves: the recipe's classifier and AffinityNet (when it uses them), its retrained models
-    trained = [Path(d) for d in (cfg.classifier_dir, cfg.affinity_dir) if d] + training_children(cfg.stages_dir)
+    # training curves: the recipe's classifier and AffinityNet (when it uses them), upstream of the labels; not
+    # the retrained models, which run after the labels (the page would depend on the order jobs ran in)
+    trained = [Path(d) for d in (cfg.classifier_dir, cfg.affinity_dir) if d]
     curves = {curve_label(folder, cfg.paths.results): folder for folder in trained}
     build_gallery(dataset, stages, out, cam_dir, settings, meta, curves)
 

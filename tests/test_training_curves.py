@@ -127,7 +127,8 @@ def test_gallery_and_comparison_pages_reference_the_curves(tmp_path):
     # the comparison: each training folder of the recipes' chains once (the classifier is shared by them)
     folders = training_curves(run.results, "minivoc", "point", recipes_for("point"))
     assert folders["minivoc/classifier"] == run.results / "minivoc" / "classifier"
-    assert "minivoc/point/a2gnn/deeplab" in folders and "minivoc/point/a2gnn/maskrcnn" in folders
+    # not the retrained models: they run after the labels, so the page would depend on the jobs' order
+    assert not [folder for folder in folders if folder.endswith(("/deeplab", "/maskrcnn"))]
     assert len(folders) == len(set(folders.values()))
     compare = run.results / "minivoc" / "point" / "compare"
     build_gallery(open_synthetic_dataset(run), stages, compare, None, GallerySettings(thumb_size=32, pairwise=True),

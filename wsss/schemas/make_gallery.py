@@ -23,8 +23,7 @@ class _GalleryStage(SupervisedStageConfig):
     cam_dir: str = MISSING
     #: a seeds folder shown as stage ``seeds`` (the recipe's shared seeds); empty = none
     seeds_dir: str = ""
-    #: the run folder whose label sub-folders (propagate, crf, pseudolabels …) are shown, and the training
-    #: curves of its training sub-folders (deeplab, maskrcnn: those with history.json or curves.png)
+    #: the run folder whose label sub-folders (propagate, crf, pseudolabels …) are shown
     stages_dir: str = MISSING
     #: training stage folders whose curves.png the page shows too (the rule passes the recipe's classifier and
     #: AffinityNet where it uses them); empty = none

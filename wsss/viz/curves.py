@@ -239,21 +239,6 @@ def curve_label(folder: str | os.PathLike, results: str | os.PathLike | None) ->
     return folder.name
 
 
-def is_training_folder(folder: str | os.PathLike) -> bool:
-    """Whether ``folder`` is a training stage's output (it holds ``history.json`` or ``curves.png``)."""
-    folder = Path(folder)
-    return (folder / "history.json").is_file() or (folder / CURVES_PNG).is_file()
-
-
-def training_children(folder: str | os.PathLike) -> list[Path]:
-    """The sub-folders of ``folder`` that are training stage outputs (a recipe's ``deeplab``, ``maskrcnn``)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    return [child for child in sorted(folder.iterdir())
-            if child.is_dir() and not child.name.startswith(".") and is_training_folder(child)]
-
-
 def copy_curves(folders: Mapping[str, str | os.PathLike], out_dir: str | os.PathLike
                 ) -> tuple[dict[str, str], list[str]]:
     """Copy each training folder's ``curves.png`` to ``<out_dir>/curves/<label>.png`` (``/`` → ``__``).

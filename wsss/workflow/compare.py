@@ -95,9 +95,9 @@ def comparison_table(results: str | Path, logs: str | Path, dataset: str, superv
 
 
 def training_curves(results: str | Path, dataset: str, supervision: str, recipes: Sequence[Recipe]) -> dict[str, Path]:
-    """``{folder relative to results: folder}`` of every training stage of the recipes' runs, each once (the
-    classifier and an AffinityNet are shared), for the page's training curves (folders not there are skipped
-    by the page)."""
+    """``{folder relative to results: folder}`` of every training stage the recipes' labels depend on, each
+    once (the classifier and an AffinityNet are shared), for the page's training curves. Only stages upstream
+    of the page's inputs: the page's bytes must not depend on which other jobs happened to run first."""
     folders: dict[str, Path] = {}
     for recipe in recipes:
         for folder in training_folders(dataset, supervision, recipe).values():

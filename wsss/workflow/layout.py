@@ -74,17 +74,16 @@ def chain_stages(dataset: str, supervision: str, recipe: Recipe) -> list[tuple[s
 
 
 def training_folders(dataset: str, supervision: str, recipe: Recipe) -> dict[str, str]:
-    """The training stages of one recipe's run, ``{rule: output folder}`` (relative to the results folder):
-    the classifier and the AffinityNet where the recipe uses them, the retrained DeepLab and Mask R-CNN.
-    Each writes its ``curves.png`` (:mod:`wsss.viz.curves`)."""
+    """The training stages one recipe's labels depend on, ``{rule: output folder}`` (relative to the results
+    folder): the classifier and the AffinityNet where the recipe uses them. Each writes its ``curves.png``
+    (:mod:`wsss.viz.curves`). The retrained DeepLab and Mask R-CNN are left out: they run after the labels,
+    so a page built from the labels could show them or not depending on the order Snakemake picked."""
     values = {"dataset": dataset, "supervision": supervision, "seeds": recipe.seeds, "recipe": recipe.name}
     folders = {}
     if recipe.uses_classifier:
         folders["train_classifier"] = CLASSIFIER.format(**values)
     if recipe.uses_affinity:
         folders["train_affinity"] = AFFINITY.format(**values)
-    folders["train_deeplab"] = recipe_folder(recipe.name, "deeplab").format(**values)
-    folders["train_maskrcnn"] = recipe_folder(recipe.name, "maskrcnn").format(**values)
     return folders
 
 
