@@ -60,3 +60,24 @@ def test_write_points_parse_and_match():
     for bad in ("during:x:1", "before_rename:x:0", "before_rename::1", "nonsense"):
         with pytest.raises(ValueError, match="crash point"):
             WritePoint.parse(bad)
+
+
+def test_a_kill_at_a_moment_the_stage_outran_strikes_at_its_end(tmp_path):
+    """A stage that ends before its planned moment (a faster machine than the reference's) is killed at its
+    end, after its writes: every kill of a plan fires, whatever the speed."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps([{"stage": "s", "job": "out", "after_s": 600.0, "what": "a seeded moment"}]))
+    script = "from wsss import faults; faults.start('s', 'out'); print('worked', flush=True); faults.finish(); print('exited')"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "WSSS_CRASH_PLAN": str(plan)})
+    assert done.returncode == -9 and done.stdout == "worked\n"
+    assert (tmp_path / "plan.json.fired" / "0").is_file()
+    # fired: the rerun arms nothing and ends normally
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "WSSS_CRASH_PLAN": str(plan)})
+    assert done.returncode == 0 and done.stdout == "worked\nexited\n"

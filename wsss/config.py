@@ -296,6 +296,7 @@ def stage_main(config_name: str) -> Callable[[Callable[[DictConfig], None]], Cal
                 faults.start(config_name, cfg.get("out_dir"))
                 _save_run_config(cfg)
                 fn(cfg)
+                faults.finish()
             except WsssError as exc:
                 print(f"error: {exc}", file=sys.stderr, flush=True)
                 sys.exit(1)

@@ -12,7 +12,8 @@ Nothing here runs unless one of two environment variables is set:
 ``WSSS_CRASH_PLAN=<plan.json>``
     a list of kills for a whole Snakemake run, each ``{"stage": name, "job": substring of out_dir,
     "at": "<where>:<pattern>:<n>"}`` or ``{..., "after_s": seconds}`` (a moment in time after the stage
-    started). Every start of a stage process takes the first kill of its stage and job that has not fired yet;
+    started; a stage that ends its work before that moment, on a machine faster than the one the moment was
+    placed on, is killed at its end instead, after its last write and before it exits: :func:`finish`). Every start of a stage process takes the first kill of its stage and job that has not fired yet;
     a kill records that it fired (``<plan>.fired/<index>``) just before it strikes, so Snakemake's retry of the
     job (``--retries``) or a later rerun meets the next kill, and a job whose kills are spent runs to the end.
 
@@ -58,6 +59,8 @@ class WritePoint:
 
 _armed: WritePoint | None = None
 _armed_marker: Path | None = None
+_timer: threading.Timer | None = None  # a pending kill at a moment in time, and its marker
+_timer_marker: Path | None = None
 _seen = 0
 _job = ("", "")  # (stage, out_dir) of this process, once :func:`start` has run
 _started = time.monotonic()
@@ -94,7 +97,7 @@ def adopt(parent_job: tuple[str, str, float]) -> None:
 
 def start(stage: str, out_dir: str | os.PathLike | None) -> None:
     """At a stage's start: arm the first unfired kill of ``WSSS_CRASH_PLAN`` for this stage and job (if any)."""
-    global _armed, _armed_marker, _seen, _job, _started
+    global _armed, _armed_marker, _seen, _job, _started, _timer, _timer_marker
     _job, _started = (stage, str(out_dir or "")), time.monotonic()
     plan_file = os.environ.get("WSSS_CRASH_PLAN", "")
     if not plan_file:
@@ -108,12 +111,20 @@ def start(stage: str, out_dir: str | os.PathLike | None) -> None:
         if marker.exists():
             continue
         if "after_s" in kill:
-            timer = threading.Timer(float(kill["after_s"]), _strike, args=(marker,))
-            timer.daemon = True
-            timer.start()
+            _timer, _timer_marker = threading.Timer(float(kill["after_s"]), _strike, args=(marker,)), marker
+            _timer.daemon = True
+            _timer.start()
         else:
             _armed, _armed_marker, _seen = WritePoint.parse(kill["at"]), marker, 0
         return
+
+
+def finish() -> None:
+    """At a stage's successful end: a kill planned for a moment the stage did not live to see strikes now, so
+    every kill of a plan fires however fast the machine runs the stage."""
+    if _timer is not None and _timer.is_alive():
+        _timer.cancel()
+        _strike(_timer_marker)
 
 
 def crash_point(where: str, path: Path) -> None:
