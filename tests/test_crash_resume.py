@@ -5,6 +5,10 @@ rerun, and every file under ``results/`` and ``data/`` compared byte for byte wi
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -65,11 +69,6 @@ def test_write_points_parse_and_match():
 def test_a_kill_at_a_moment_the_stage_outran_strikes_at_its_end(tmp_path):
     """A stage that ends before its planned moment (a faster machine than the reference's) is killed at its
     end, after its writes: every kill of a plan fires, whatever the speed."""
-    import json
-    import os
-    import subprocess
-    import sys
-
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps([{"stage": "s", "job": "out", "after_s": 600.0, "what": "a seeded moment"}]))
     script = "from wsss import faults; faults.start('s', 'out'); print('worked', flush=True); faults.finish(); print('exited')"

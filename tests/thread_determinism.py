@@ -2,8 +2,8 @@
 
 1. **End to end**: the targets run with ``--cores 1`` and with ``--cores 2`` (each stage gets ``num_threads``
    from its job's threads); every file under ``results/`` and ``data/`` compared, per stage folder.
-2. **Stage by stage**: each rule of the chain rerun alone with ``--cores 2`` (``--forcerun R`` with its folder as the target) on
-   the inputs the 1-core run gave it, and its files compared with the 1-core run's. A stage that differs here
+2. **Stage by stage**: each rule of the chain rerun alone with ``--cores 2`` (``--forcerun R``, its folder the
+   target) on the inputs the 1-core run gave it, and its files compared with the 1-core run's. A stage that differs here
    depends on the thread count itself; one that differs only end to end merely inherits its inputs'.
 
     python -m tests.thread_determinism                             # the tiny minivoc of the crash harness
@@ -21,14 +21,19 @@ from pathlib import Path
 
 from tests.crash_harness import NOT_COMPARED, TINY_CONFIG, TINY_RECIPES, snakemake, tree_files
 from tests.workflow_copy import copy_workflow
+from wsss.workflow import layout
 
 #: the image-level chain of the main job
 TARGETS = ("minivoc_image_pseudolabels",)
+#: the wildcards of the main job's run (image tags, recipe psa, default seeds)
+_RUN = {"dataset": "minivoc", "supervision": "image", "seeds": "default", "recipe": "psa"}
 #: its rules in DAG order, each with its output folder (what the stage-by-stage part reruns one at a time)
-RULES = {"make_minivoc": "data/minivoc", "train_classifier": "results/minivoc/classifier",
-         "make_cam": "results/minivoc/cam", "make_seeds": "results/minivoc/image/seeds/default",
-         "train_affinity": "results/minivoc/image/affinity/default", "propagate": "results/minivoc/image/psa/propagate",
-         "refine_crf": "results/minivoc/image/psa/crf", "export_pseudolabels": "results/minivoc/image/psa/pseudolabels"}
+RULES = {"make_minivoc": "data/minivoc",
+         **{rule: f"results/{pattern.format(**_RUN)}" for rule, pattern in (
+             ("train_classifier", layout.CLASSIFIER), ("make_cam", layout.CAM), ("make_seeds", layout.SEEDS),
+             ("train_affinity", layout.AFFINITY), ("propagate", layout.recipe_folder("{recipe}", "propagate")),
+             ("refine_crf", layout.recipe_folder("{recipe}", "crf")),
+             ("export_pseudolabels", layout.recipe_folder("{recipe}", "pseudolabels")))}}
 _PER_IMAGE_SUBFOLDERS = ("scores", "highres", "stride4", "labels", ".hydra", "thumbs", "JPEGImages",
                          "SegmentationClass", "SegmentationObject", "Annotations", "ImageSets")
 

@@ -13,9 +13,10 @@ Nothing here runs unless one of two environment variables is set:
     a list of kills for a whole Snakemake run, each ``{"stage": name, "job": substring of out_dir,
     "at": "<where>:<pattern>:<n>"}`` or ``{..., "after_s": seconds}`` (a moment in time after the stage
     started; a stage that ends its work before that moment, on a machine faster than the one the moment was
-    placed on, is killed at its end instead, after its last write and before it exits: :func:`finish`). Every start of a stage process takes the first kill of its stage and job that has not fired yet;
-    a kill records that it fired (``<plan>.fired/<index>``) just before it strikes, so Snakemake's retry of the
-    job (``--retries``) or a later rerun meets the next kill, and a job whose kills are spent runs to the end.
+    placed on, is killed at its end instead, after its last write and before it exits: :func:`finish`). Every
+    start of a stage process takes the first kill of its stage and job that has not fired yet; a kill records
+    that it fired (``<plan>.fired/<index>``) just before it strikes, so Snakemake's retry of the job
+    (``--retries``) or a later rerun meets the next kill, and a job whose kills are spent runs to the end.
 
 ``WSSS_WRITE_LOG=<file>``
     every stage appends ``<stage>\t<out_dir>\t<seconds since start>\t<path>`` for each atomic write it
