@@ -1,4 +1,8 @@
-"""Stage c: confident seeds from the supervision (image tags: CAM + dense CRF; points, scribbles, boxes)."""
+"""Stage c: confident seeds from the supervision (image tags: CAM + dense CRF; points, scribbles, boxes).
+
+Image tags: ``workers`` processes run the two CRFs of each image (:func:`wsss.parallel.ordered_map`, results in
+dataset order): the outputs are those of ``workers=1``, byte for byte.
+"""
 
 from pathlib import Path
 
@@ -9,10 +13,11 @@ from wsss.crf import CRFParams
 from wsss.data import open_dataset
 from wsss.errors import WsssError
 from wsss.io import load_npy, save_json
+from wsss.parallel import ordered_map, resolve_workers
 from wsss.pipeline import LabelStageOutput, load_keys, prepare, require_dir
 from wsss.progress import Progress
 from wsss.seeds.box import GrabCutReport
-from wsss.seeds.image import irn_seeds, psa_seeds
+from wsss.seeds.image import ImageSeedJob, image_seeds
 from wsss.seeds.weak import WeakSeedBuilder
 
 
@@ -24,21 +29,19 @@ def main(cfg) -> None:
         return
     if cfg.cam != "classifier":
         raise WsssError("cam=none: image-level seeds need the CAMs (CAM-free runs are for point, scribble, box)")
-    if cfg.image.method not in ("psa", "irn"):
-        raise WsssError(f"image.method: must be 'psa' or 'irn', got '{cfg.image.method}'")
+    job = ImageSeedJob(cfg.image.method, cfg.image.alpha_low, cfg.image.alpha_high, cfg.image.fg_threshold,
+                       cfg.image.bg_threshold, CRFParams(**cfg.crf))
     dataset = open_dataset(cfg.dataset, cfg.split)
+    workers = resolve_workers(cfg.workers, int(cfg.num_threads), len(dataset.ids))
     cam_dir = require_dir(cfg.cam_dir, "CAM folder")
     keys_of = load_keys(cam_dir)
-    crf = CRFParams(**cfg.crf)
     output = LabelStageOutput(Path(cfg.out_dir), dataset, {"stage": "seeds", "crf": True, "method": cfg.image.method})
-    for image_id in Progress(dataset.ids, desc="make_seeds", unit="images"):
-        image = dataset.load_image(image_id)
-        cam = load_npy(cam_dir / "highres" / f"{image_id}.npy").astype(np.float32)
-        keys = keys_of[image_id]
-        if cfg.image.method == "psa":
-            seeds = psa_seeds(image, cam, keys, cfg.image.alpha_low, cfg.image.alpha_high, crf)
-        else:
-            seeds = irn_seeds(image, cam, keys, cfg.image.fg_threshold, cfg.image.bg_threshold, crf)
+    # images and CAMs are read here (the readers' checks), a few ahead of the workers' CRFs
+    items = ((image_id, dataset.load_image(image_id),
+              load_npy(cam_dir / "highres" / f"{image_id}.npy").astype(np.float32), keys_of[image_id])
+             for image_id in dataset.ids)
+    results = ordered_map(image_seeds, items, workers=workers, context=job, desc="make_seeds")
+    for image_id, seeds in Progress(results, total=len(dataset.ids), desc="make_seeds", unit="images"):
         output.add(image_id, seeds)
     output.finish()
 

@@ -82,6 +82,9 @@ class MakeSeedsConfig(SupervisedStageConfig):
     scribble: ScribbleSeedsConfig = field(default_factory=ScribbleSeedsConfig)
     box: BoxSeedsConfig = field(default_factory=BoxSeedsConfig)
     crf: CRFConfig = field(default_factory=CRFConfig)
+    #: processes running the image-level seeds' CRFs (wsss.parallel): null = one per thread of the job
+    #: (``num_threads``), 1 = no pool. The outputs are the same for every value.
+    workers: Optional[int] = None
 
 
 ConfigStore.instance().store(group="schema", name="make_seeds", node=MakeSeedsConfig, package="_global_")

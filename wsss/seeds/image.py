@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from wsss.cam.inference import with_background_power
@@ -52,3 +54,31 @@ def irn_seeds(
     seeds[fg_conf == 0] = IGNORE
     seeds[(fg_conf == 0) & (bg_conf == 0)] = 0
     return seeds
+
+
+@dataclass(frozen=True)
+class ImageSeedJob:
+    """What every image of an image-level ``make_seeds`` run shares (sent once to each worker process,
+    :mod:`wsss.parallel`): the rule (``psa`` or ``irn``), its parameters and the CRF kernels."""
+
+    method: str
+    alpha_low: float
+    alpha_high: float
+    fg_threshold: float
+    bg_threshold: float
+    crf: CRFParams
+
+    def __post_init__(self) -> None:
+        from wsss.errors import WsssError
+
+        if self.method not in ("psa", "irn"):
+            raise WsssError(f"image.method: must be 'psa' or 'irn', got '{self.method}'")
+
+
+def image_seeds(job: ImageSeedJob, item: tuple[str, np.ndarray, np.ndarray, np.ndarray]) -> tuple[str, np.ndarray]:
+    """One image of ``make_seeds`` under image tags: ``item = (id, image (H,W,3) uint8, cam (K,H,W) float32,
+    keys (K,))`` → ``(id, seeds (H,W) uint8)`` by :func:`psa_seeds` or :func:`irn_seeds`."""
+    image_id, image, cam, keys = item
+    if job.method == "psa":
+        return image_id, psa_seeds(image, cam, keys, job.alpha_low, job.alpha_high, job.crf)
+    return image_id, irn_seeds(image, cam, keys, job.fg_threshold, job.bg_threshold, job.crf)
