@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -97,3 +99,42 @@ def with_background_power(cam: np.ndarray, alpha: float) -> np.ndarray:
         return np.ones((1, *cam.shape[1:]), dtype=np.float32)
     background = np.power(1.0 - cam.max(axis=0, keepdims=True), alpha)
     return np.concatenate([background, cam]).astype(np.float32)
+
+
+@dataclass
+class CamJob:
+    """What every image of a ``make_cam`` run shares (sent once to each worker process, :mod:`wsss.parallel`).
+
+    The classifier is loaded from ``classifier_dir`` on first use, once per process. :func:`cam_image` writes
+    ``out_dir/highres/<id>.npy`` and ``out_dir/stride<low_stride>/<id>.npy`` (float16, atomically).
+    """
+
+    classifier_dir: Path
+    out_dir: Path
+    scales: tuple[float, ...]
+    flip: bool
+    low_stride: int
+    bg_threshold: float
+    device: str = "cpu"
+    _model: CAMClassifier | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_model": None}  # each worker loads its own copy
+
+    def model(self) -> CAMClassifier:
+        if self._model is None:
+            self._model = load_classifier(self.classifier_dir, self.device)
+        return self._model
+
+
+def cam_image(job: CamJob, item: tuple[str, np.ndarray, np.ndarray]) -> tuple[str, np.ndarray, np.ndarray]:
+    """One image of ``make_cam``: ``item = (id, image (H,W,3) uint8, image_labels (20,))`` →
+    ``(id, keys (K,) int64, label map (H,W) uint8)`` (:func:`cam_to_label`); the CAMs go to files (:class:`CamJob`)."""
+    from wsss.io import save_npy
+
+    image_id, image, image_labels = item
+    keys, cam_highres, cam_low = compute_cams(job.model(), image, image_labels, job.scales, job.flip, job.low_stride,
+                                              job.device)
+    save_npy(job.out_dir / "highres" / f"{image_id}.npy", cam_highres.astype(np.float16))
+    save_npy(job.out_dir / f"stride{job.low_stride}" / f"{image_id}.npy", cam_low.astype(np.float16))
+    return image_id, keys, cam_to_label(cam_highres, keys, job.bg_threshold)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -21,6 +22,9 @@ class MakeCamConfig(StageConfig):
     low_stride: int = 4
     #: constant background score for the CAM label maps that are scored (IRN: 0.15, PSA: 0.2)
     bg_threshold: float = 0.15
+    #: CPU processes (one thread each) computing the CAMs (wsss.parallel): null = one per thread of the job
+    #: (``num_threads``), 1 = no pool (this process, ``num_threads`` threads). Ignored on a GPU (one process).
+    workers: Optional[int] = None
 
 
 ConfigStore.instance().store(group="schema", name="make_cam", node=MakeCamConfig, package="_global_")
