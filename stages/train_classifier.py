@@ -17,12 +17,14 @@ def main(cfg) -> None:
     device = prepare(cfg)
     dataset = open_dataset(cfg.dataset, cfg.dataset.train_split)
     settings = ClassifierTrainConfig(**cfg.backbone, **OmegaConf.to_container(cfg.train))
+    val_dataset = open_dataset(cfg.dataset, cfg.val_split) if cfg.val_images > 0 else None
     checkpointer = Checkpointer(cfg.work_dir, checkpoint_fingerprint(cfg))
-    model, history = train_classifier(dataset, settings, cfg.seed, device, checkpointer)
+    model, history = train_classifier(dataset, settings, cfg.seed, device, checkpointer, val_dataset, cfg.val_images)
     config = OmegaConf.to_container(cfg, resolve=True)
     save_torch(f"{cfg.out_dir}/model.pt", {"state_dict": model.state_dict(), "config": config})
     save_json(f"{cfg.out_dir}/history.json", history)
-    write_training_curves(cfg.out_dir, history, title=f"train_classifier · {cfg.dataset.name}")
+    validation = [{"epoch": record["epoch"], **record["val"]} for record in history if "val" in record]
+    write_training_curves(cfg.out_dir, history, validation, title=f"train_classifier · {cfg.dataset.name}")
     checkpointer.clear()
 
 

@@ -119,3 +119,40 @@ def test_scorer_rejects_bad_input():
     with pytest.raises(WsssError, match=r"^x\.png: prediction value 21 outside 0\.\.20 and 255"):
         scorer.add(np.full_like(GT, 21), GT, name="x.png")
     assert scorer.n_images == 0
+
+
+# ------------------------------------------------------------------ classification AP (the classifier's val mAP)
+def _ap_brute_force(scores, hits):
+    """VOC 2010+ AP by its definition: for each recall level k/P reached, the best precision at any rank whose
+    recall is at least k/P, averaged over the P positives (the area under the precision envelope)."""
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])
+    ranked = [hits[i] for i in order]
+    positives = sum(ranked)
+    points = []
+    for rank in range(1, len(ranked) + 1):
+        tp = sum(ranked[:rank])
+        points.append((tp / positives, tp / rank))
+    return sum(max(p for r, p in points if r >= k / positives) for k in range(1, positives + 1)) / positives
+
+
+def test_classification_ap_known_answer_and_no_positive_is_nan():
+    from wsss.metrics import multilabel_average_precision
+
+    scores = np.array([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.6, 0.4]])
+    labels = np.array([[1, 0], [0, 0], [1, 0], [0, 0]])
+    ap = multilabel_average_precision(scores, labels)
+    assert ap[0] == pytest.approx(0.5 * 1 + 0.5 * 2 / 3) and np.isnan(ap[1])
+
+
+def test_classification_ap_matches_its_definition_on_random_rankings():
+    from wsss.metrics import multilabel_average_precision
+
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        n, c = int(rng.integers(2, 25)), int(rng.integers(1, 5))
+        scores = rng.permutation(n * c).reshape(n, c).astype(float)  # distinct scores: one ranking
+        labels = rng.random((n, c)) < 0.4
+        labels[0] = True  # every class has a positive
+        ap = multilabel_average_precision(scores, labels)
+        for column in range(c):
+            assert ap[column] == pytest.approx(_ap_brute_force(list(scores[:, column]), list(labels[:, column])))

@@ -148,8 +148,15 @@ def test_train_classifier_stage_writes_curves_of_its_history(tmp_path):
                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     history = json.loads((out / "history.json").read_text())
-    assert [sorted(h) for h in history] == [["epoch", "exact_match", "loss", "lr"]] * 2
-    assert read_tensorboard(out / TENSORBOARD_DIR) == _expected(history)
+    assert [sorted(h) for h in history] == [["epoch", "exact_match", "loss", "lr", "val"]] * 2
+    # every epoch scored on the val split (one image here): mAP over the classes it holds, exact match
+    assert all(sorted(h["val"]) == ["exact_match", "map"] and 0 <= h["val"]["map"] <= 100
+               and h["val"]["exact_match"] in (0.0, 100.0) for h in history)
+    expected = _expected([{k: v for k, v in h.items() if k != "val"} for h in history])
+    for h in history:
+        for key, value in h["val"].items():
+            expected.setdefault(f"val/{key}", []).append((h["epoch"], float(np.float32(value))))
+    assert read_tensorboard(out / TENSORBOARD_DIR) == expected
     assert _is_png(out / CURVES_PNG)
 
 

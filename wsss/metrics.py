@@ -345,6 +345,30 @@ def calc_instance_segmentation_voc_prec_rec(
     return prec, rec
 
 
+def multilabel_average_precision(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per-class classification AP (VOC 2010+: the area under the precision envelope, :func:`calc_detection_voc_ap`).
+
+    ``scores``: ``(N, C)`` (higher = more likely present); ``labels``: ``(N, C)`` multi-hot. Images are ranked by
+    score per class (ties in the order given). Returns ``(C,)`` fractions, NaN for a class with no positive.
+    """
+    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels) > 0.5
+    if scores.shape != labels.shape or scores.ndim != 2:
+        raise ValueError(f"scores {scores.shape} and labels {labels.shape} must both be (N, C)")
+    prec: list[np.ndarray | None] = []
+    rec: list[np.ndarray | None] = []
+    for column in range(scores.shape[1]):
+        hit = labels[np.argsort(-scores[:, column], kind="stable"), column]
+        positives = int(hit.sum())
+        if positives == 0:
+            prec.append(None)
+            rec.append(None)
+            continue
+        true_pos = np.cumsum(hit)
+        prec.append(true_pos / np.arange(1, len(hit) + 1))
+        rec.append(true_pos / positives)
+    return calc_detection_voc_ap(prec, rec)
+
+
 def calc_detection_voc_ap(
     prec: Sequence[np.ndarray | None], rec: Sequence[np.ndarray | None], use_07_metric: bool = False
 ) -> np.ndarray:

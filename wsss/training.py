@@ -206,6 +206,7 @@ def train_epochs(
     seed: int,
     checkpointer: Checkpointer | None,
     desc: str,
+    validate: Callable[[], dict[str, float]] | None = None,
 ) -> list[dict]:
     """Epoch-based training, resumable from ``checkpointer`` (the classifier's and AffinityNet's loop).
 
@@ -214,7 +215,8 @@ def train_epochs(
     over ``model.param_groups()`` (trunk ×1, head ×``head_lr_mult``). ``step(batch)`` returns
     the loss to minimise and numbers to sum over the epoch; ``summarize(sums)`` turns those
     sums into the epoch's ``history`` record (after ``"epoch"``, before ``"lr"``: the learning rate of the
-    epoch's last step, the trunk group's). A checkpoint
+    epoch's last step, the trunk group's). ``validate()`` (optional) scores the model after every epoch (in
+    eval mode; train mode is restored); its numbers go under the record's ``"val"`` key. A checkpoint
     ``{model, optimizer, generator, history, epoch}`` is saved after every epoch.
     Returns ``history``; the model is left in train mode.
     """
@@ -248,7 +250,12 @@ def train_epochs(
                 sums[name] = sums.get(name, 0) + value
             progress.update(postfix=f"epoch {epoch + 1}/{settings.epochs} loss {loss.item():.4f}")
         # the learning rate of the epoch's last step (the trunk group's; the head's is head_lr_mult times it)
-        history.append({"epoch": epoch + 1, **summarize(sums), "lr": optimizer.optimizer.param_groups[0]["lr"]})
+        record = {"epoch": epoch + 1, **summarize(sums), "lr": optimizer.optimizer.param_groups[0]["lr"]}
+        if validate is not None:
+            model.eval()
+            record["val"] = validate()
+            model.train()
+        history.append(record)
         if checkpointer:
             checkpointer.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                "generator": generator.get_state(), "history": history, "epoch": epoch + 1})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -55,16 +56,36 @@ class ClassifierTrainConfig(EpochSchedule):
     resize_long: tuple[int, int]
 
 
+@torch.no_grad()
+def score_classifier(model: CAMClassifier, dataset: DatasetReader, ids: Sequence[str], device: torch.device) -> dict[str, float]:
+    """The classifier on whole images ``ids`` of ``dataset`` (no augmentation, one image at a time): ``{"map",
+    "exact_match"}`` in percent, the mean over classes with a positive of the VOC classification AP
+    (:func:`wsss.metrics.multilabel_average_precision`) and the share of images whose 20 tags are all right."""
+    from wsss.metrics import multilabel_average_precision
+
+    logits = np.stack([model(torch.from_numpy(normalize(dataset.load_image(i)))[None].to(device))[0].cpu().numpy()
+                       for i in ids])
+    labels = np.stack([dataset.image_labels(i) for i in ids]) > 0.5
+    ap = multilabel_average_precision(logits, labels)
+    return {"map": float(100 * np.nanmean(ap)) if np.isfinite(ap).any() else None,
+            "exact_match": float(100 * ((logits > 0) == labels).all(axis=1).mean())}
+
+
 def train_classifier(
-    dataset: DatasetReader, settings: ClassifierTrainConfig, seed: int, device: torch.device, checkpointer: Checkpointer | None = None
+    dataset: DatasetReader, settings: ClassifierTrainConfig, seed: int, device: torch.device,
+    checkpointer: Checkpointer | None = None, val_dataset: DatasetReader | None = None, val_images: int = 0,
 ) -> tuple[CAMClassifier, list[dict]]:
     """Train a :class:`CAMClassifier` on ``dataset`` (a reader with ``ids``, ``load_image``, ``image_labels``).
 
-    Returns the model (eval mode, on CPU) and per-epoch history ``[{"epoch", "loss", "exact_match", "lr"}]``.
+    With ``val_dataset`` and ``val_images`` > 0, the first ``val_images`` ids of ``val_dataset`` are scored after
+    every epoch (:func:`score_classifier`). Returns the model (eval mode, on CPU) and per-epoch history
+    ``[{"epoch", "loss", "exact_match", "lr"[, "val": {"map", "exact_match"}]}]``.
     """
     torch.manual_seed(seed)
     model = CAMClassifier(settings.arch, settings.output_stride, 20, settings.pretrained, settings.width).to(device)
     samples = ImageLabelDataset(dataset, settings.crop, tuple(settings.resize_long), seed)
+    val_ids = list(val_dataset.ids)[:val_images] if val_dataset is not None and val_images > 0 else []
+
     def step(batch):
         images, labels = batch
         images, labels = images.to(device), labels.to(device)
@@ -75,7 +96,8 @@ def train_classifier(
 
     history = train_epochs(model, samples, step,
                            lambda sums: {"loss": sums["loss"] / sums["seen"], "exact_match": sums["correct"] / sums["seen"]},
-                           settings, seed, checkpointer, "train_classifier")
+                           settings, seed, checkpointer, "train_classifier",
+                           validate=(lambda: score_classifier(model, val_dataset, val_ids, device)) if val_ids else None)
     model.eval()
     return model.cpu(), history
 

@@ -39,6 +39,10 @@ class OptimConfig:
 class TrainClassifierConfig(StageConfig):
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     train: OptimConfig = field(default_factory=OptimConfig)
+    #: split scored after every epoch (``val/map``, ``val/exact_match`` in the history and the curves)
+    val_split: str = MISSING
+    #: how many images of ``val_split`` (the first in id order) are scored; 0 = no validation
+    val_images: int = 200
     #: undeclared folder for resumable checkpoints
     work_dir: str = MISSING
 
