@@ -43,7 +43,8 @@ class _Samples(Dataset):
         return self.x[index], self.y[index]
 
 
-_SCHEDULE = EpochSchedule(epochs=3, batch_size=4, lr=0.05, head_lr_mult=1.0, momentum=0.9, weight_decay=0.0)
+_SCHEDULE = EpochSchedule(epochs=3, batch_size=4, lr=0.05, head_lr_mult=1.0, momentum=0.9, weight_decay=0.0,
+                          precision="fp32")
 
 
 def _train(checkpointer: Checkpointer | None, width: int = 3, epochs: int = 3, stop_at: int | None = None):
@@ -180,3 +181,52 @@ def test_a_write_killed_midway_keeps_the_previous_checkpoint(tmp_path, monkeypat
         checkpointer.save({"epoch": 2})
     assert checkpointer.path.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["checkpoint.pt"]  # no temporary left behind
+
+
+# ------------------------------------------------------------------ mixed precision (train.precision)
+def test_precision_auto_follows_the_cpus_native_bf16_and_bad_values_are_one_line():
+    from wsss.errors import WsssError
+    from wsss.training import cpu_has_native_bf16, resolve_precision
+
+    assert cpu_has_native_bf16("processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16\n")
+    assert cpu_has_native_bf16("flags : fpu amx_bf16 amx_tile\n")
+    assert not cpu_has_native_bf16("flags : fpu avx2 avx512f avx512bw\n")  # bf16 emulated there: slower than fp32
+    cpu = torch.device("cpu")
+    assert resolve_precision("fp32", cpu) is None and resolve_precision("bf16", cpu) is torch.bfloat16
+    assert resolve_precision("auto", cpu) is (torch.bfloat16 if cpu_has_native_bf16() else None)
+    with pytest.raises(WsssError, match=r"^train\.precision: must be one of auto, fp32, bf16, got 'fp16'$"):
+        resolve_precision("fp16", cpu)
+
+
+def test_bf16_training_runs_its_forward_in_bf16_and_keeps_fp32_weights():
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+
+        def forward(self, x):
+            out = self.conv(x)
+            seen.append(out.dtype)
+            return out
+
+        def param_groups(self):
+            return list(self.conv.parameters()), []
+
+    from torch.utils.data import TensorDataset
+
+    from wsss.training import train_epochs
+
+    samples = TensorDataset(torch.randn(8, 3, 6, 6))
+    samples.epoch = 0
+    model = Probe()
+    schedule = EpochSchedule(**{**_SCHEDULE.__dict__, "epochs": 1, "precision": "bf16"})
+
+    def step(batch):
+        loss = model(batch[0]).float().square().mean()
+        return loss, {"loss": loss.item()}
+
+    history = train_epochs(model, samples, step, lambda sums: sums, schedule, 0, None, "probe")
+    assert seen and set(seen) == {torch.bfloat16} and len(history) == 1
+    assert all(p.dtype == torch.float32 for p in model.parameters())

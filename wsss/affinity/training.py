@@ -130,7 +130,7 @@ def train_affinity(
     def step(batch):
         images, labels = batch
         images, labels = images.to(device), labels.to(device)
-        features = model(images)
+        features = model(images).float()
         affinity = pair_affinity_from_features(features, settings.radius)
         bg_pos, fg_pos, neg = pair_labels(labels, settings.radius)
         loss = affinity_loss(affinity, bg_pos, fg_pos, neg)

@@ -57,18 +57,29 @@ class ClassifierTrainConfig(EpochSchedule):
 
 
 @torch.no_grad()
-def score_classifier(model: CAMClassifier, dataset: DatasetReader, ids: Sequence[str], device: torch.device) -> dict[str, float]:
-    """The classifier on whole images ``ids`` of ``dataset`` (no augmentation, one image at a time): ``{"map",
-    "exact_match"}`` in percent, the mean over classes with a positive of the VOC classification AP
-    (:func:`wsss.metrics.multilabel_average_precision`) and the share of images whose 20 tags are all right."""
+def score_classifier(model: CAMClassifier, dataset: DatasetReader, ids: Sequence[str], device: torch.device,
+                     size: int, batch_size: int) -> dict[str, float | None]:
+    """The classifier on images ``ids`` of ``dataset``: ``{"map", "exact_match"}`` in percent, the mean over the
+    classes with a positive of the VOC classification AP (:func:`wsss.metrics.multilabel_average_precision`) and
+    the share of images whose 20 tags are all right (``map`` None when no class has a positive).
+
+    Each image is resized to a long side of ``size`` (the training crop) and padded to ``size×size`` with the
+    mean colour as the training crops are, so that ``batch_size`` of them go through the network at once.
+    """
     from wsss.metrics import multilabel_average_precision
 
-    logits = np.stack([model(torch.from_numpy(normalize(dataset.load_image(i)))[None].to(device))[0].cpu().numpy()
-                       for i in ids])
+    logits = []
+    for first in range(0, len(ids), batch_size):
+        batch = np.zeros((len(ids[first:first + batch_size]), 3, size, size), np.float32)  # 0 = the mean colour
+        for slot, image_id in enumerate(ids[first:first + batch_size]):
+            image = normalize(resize_long(dataset.load_image(image_id), size)[0])
+            batch[slot, :, :image.shape[1], :image.shape[2]] = image
+        logits.append(model(torch.from_numpy(batch).to(device)).float().cpu().numpy())
+    scores = np.concatenate(logits)
     labels = np.stack([dataset.image_labels(i) for i in ids]) > 0.5
-    ap = multilabel_average_precision(logits, labels)
+    ap = multilabel_average_precision(scores, labels)
     return {"map": float(100 * np.nanmean(ap)) if np.isfinite(ap).any() else None,
-            "exact_match": float(100 * ((logits > 0) == labels).all(axis=1).mean())}
+            "exact_match": float(100 * ((scores > 0) == labels).all(axis=1).mean())}
 
 
 def train_classifier(
@@ -89,7 +100,7 @@ def train_classifier(
     def step(batch):
         images, labels = batch
         images, labels = images.to(device), labels.to(device)
-        logits = model(images)
+        logits = model(images).float()
         loss = F.multilabel_soft_margin_loss(logits, labels)
         correct = ((logits > 0) == (labels > 0.5)).all(dim=1).sum().item()
         return loss, {"loss": loss.item() * len(images), "correct": correct, "seen": len(images)}
@@ -97,7 +108,8 @@ def train_classifier(
     history = train_epochs(model, samples, step,
                            lambda sums: {"loss": sums["loss"] / sums["seen"], "exact_match": sums["correct"] / sums["seen"]},
                            settings, seed, checkpointer, "train_classifier",
-                           validate=(lambda: score_classifier(model, val_dataset, val_ids, device)) if val_ids else None)
+                           validate=(lambda: score_classifier(model, val_dataset, val_ids, device, settings.crop,
+                                                              settings.batch_size)) if val_ids else None)
     model.eval()
     return model.cpu(), history
 

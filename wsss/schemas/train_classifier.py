@@ -33,6 +33,9 @@ class OptimConfig:
     weight_decay: float = 1e-4
     crop: int = 512
     resize_long: list[int] = field(default_factory=lambda: [320, 640])
+    #: forward pass under autocast: ``fp32`` (none), ``bf16``, or ``auto``: bf16 where the hardware computes
+    #: it natively (a CUDA GPU with bf16, a CPU with avx512_bf16 / amx_bf16), else fp32 (wsss.training)
+    precision: str = "auto"
 
 
 @dataclass
