@@ -126,6 +126,30 @@ def random_walk_cases(quick: bool, device: str) -> list[dict]:
     return records
 
 
+def pair_affinity_cases(quick: bool, device: str) -> list[dict]:
+    """AffinityNet's training op, forward + backward, against the plain PyTorch form (autograd on slices)."""
+    from kernels import direction_offsets, pair_affinity_from_features
+    from kernels.random_walk import _pair_affinity_torch
+
+    generator = torch.Generator().manual_seed(2)
+    batch, channels, height, width = (2, 8, 16, 20) if quick else (8, 32, 40, 40)  # the demo's batch at stride 4
+    features = torch.randn(batch, channels, height, width, generator=generator).to(device).requires_grad_()
+    weights = torch.rand(batch, len(direction_offsets(5)), height, width, generator=generator).to(device)
+
+    def both(fn):
+        def run():
+            affinity = fn(features, 5)
+            (grad,) = torch.autograd.grad(affinity, features, weights)
+            return torch.cat([affinity.flatten(), grad.flatten()])
+        return run
+
+    ms, out = time_ms(both(pair_affinity_from_features), device)
+    ref_ms, ref = time_ms(both(_pair_affinity_torch), device)
+    shape = f"features {batch}x{channels}x{height}x{width}, r=5, forward + backward, float32"
+    return [record("pair_affinity", _impl(device), device, "PSA form: per-direction slices, torch autograd", shape,
+                   ms, ref_ms, max_abs_diff(out, ref))]
+
+
 def local_propagation_cases(quick: bool, device: str) -> list[dict]:
     from kernels import local_propagation
     from kernels.reference.local_propagation import local_propagation_unfold
@@ -185,6 +209,7 @@ def superpixel_cases(quick: bool, device: str) -> list[dict]:
 #: This module's own cases, by op family.
 CASES: dict[str, Callable[[bool, str], list[dict]]] = {
     "random_walk": random_walk_cases,
+    "pair_affinity": pair_affinity_cases,
     "local_propagation": local_propagation_cases,
     "superpixel": superpixel_cases,
 }

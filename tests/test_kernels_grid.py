@@ -75,6 +75,53 @@ def test_pair_affinity_matches_loop_and_is_differentiable(shape, radius):
     assert features.grad is not None and torch.isfinite(features.grad).all()
 
 
+@pytest.mark.parametrize("shape,radius", [((2, 3, 6, 7), 5), ((1, 1, 1, 1), 5), ((1, 4, 3, 9), 3), ((2, 2, 9, 2), 4),
+                                          ((1, 5, 8, 8), 2)])
+def test_compiled_pair_affinity_gradient_is_the_plain_forms(shape, radius):
+    from kernels.random_walk import _pair_affinity_torch
+
+    features = _rand(*shape, seed=2).requires_grad_()
+    compiled = pair_affinity_from_features(features, radius)
+    plain = _pair_affinity_torch(features, radius)
+    torch.testing.assert_close(compiled, plain, rtol=0, atol=1e-12)
+    weights = _rand(*compiled.shape, seed=3) - 0.5
+    (grad_compiled,) = torch.autograd.grad(compiled, features, weights)
+    (grad_plain,) = torch.autograd.grad(plain, features, weights)
+    torch.testing.assert_close(grad_compiled, grad_plain, rtol=0, atol=1e-12)
+    # ties (equal neighbours): |.|'s gradient there is 0, as autograd has it
+    flat = torch.zeros(shape, dtype=torch.float64, requires_grad=True)
+    (grad_flat,) = torch.autograd.grad(pair_affinity_from_features(flat, radius), flat, weights)
+    assert not grad_flat.any()
+
+
+def test_compiled_pair_affinity_passes_gradcheck_and_float32_matches_float64():
+    features = _rand(2, 3, 5, 6, seed=4).requires_grad_()
+    assert torch.autograd.gradcheck(lambda f: pair_affinity_from_features(f, 3), (features,))
+    single = pair_affinity_from_features(features.detach().float(), 3)
+    assert single.dtype == torch.float32
+    torch.testing.assert_close(single.double(), pair_affinity_from_features(features.detach(), 3), rtol=0, atol=TOL[torch.float32])
+
+
+@needs_gpu
+def test_cuda_pair_affinity_and_gradient_match_the_cpu_op():
+    features = _rand(2, 6, 11, 13, seed=6).requires_grad_()
+    weights = _rand(2, len(direction_offsets(5)), 11, 13, seed=7)
+    on_gpu = features.detach().cuda().requires_grad_()
+    cpu = pair_affinity_from_features(features, 5)
+    gpu = pair_affinity_from_features(on_gpu, 5)
+    torch.testing.assert_close(gpu.cpu(), cpu.detach(), rtol=0, atol=1e-12)
+    (grad_cpu,) = torch.autograd.grad(cpu, features, weights)
+    (grad_gpu,) = torch.autograd.grad(gpu, on_gpu, weights.cuda())
+    torch.testing.assert_close(grad_gpu.cpu(), grad_cpu, rtol=0, atol=1e-12)
+
+
+def test_bf16_features_take_the_plain_form():
+    features = _rand(1, 2, 4, 5, seed=5).to(torch.bfloat16).requires_grad_()
+    affinity = pair_affinity_from_features(features, 3)
+    assert affinity.dtype == torch.bfloat16 and affinity.grad_fn is not None
+    torch.testing.assert_close(affinity.double(), _pair_affinity_loop(features.detach().double(), 3), rtol=0, atol=2e-2)
+
+
 def test_pair_affinity_errors():
     with pytest.raises(ValueError, match="4-D"):
         pair_affinity_from_features(torch.rand(3, 4, 5), 5)
