@@ -45,6 +45,21 @@ class _ScaledResNet(resnet.ResNet):
                 nn.init.constant_(module.bias, 0)
 
 
+class ChannelsLastMaxPool2d(nn.MaxPool2d):
+    """``nn.MaxPool2d`` that on the CPU pools in channels-last memory order and returns a contiguous tensor.
+
+    The same values (a max is exact), but PyTorch's contiguous-layout CPU max-pool is ~10x slower than its
+    channels-last one: 10.7 ms against 1.1 ms (plus two layout copies) on a ``(2, 32, 170, 136)`` map, one thread,
+    which was 16 % of ``make_cam``. Input ``(B, C, H, W)`` → ``(B, C, H', W')``.
+    """
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if features.device.type != "cpu" or features.dim() != 4:
+            return super().forward(features)
+        pooled = super().forward(features.contiguous(memory_format=torch.channels_last))
+        return pooled.contiguous()
+
+
 def _dilate(layer: nn.Sequential, dilation: int) -> None:
     """Turn the stride-2 entry of ``layer`` into stride 1 and dilate its 3×3 convolutions."""
     first = layer[0]
@@ -85,7 +100,10 @@ class ResNetTrunk(nn.Module):
             _dilate(net.layer4, 2 if output_stride == 16 else 4)
         if output_stride == 8:
             _dilate(net.layer3, 2)
-        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
+        pool = net.maxpool
+        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu,
+                                  ChannelsLastMaxPool2d(pool.kernel_size, pool.stride, pool.padding, pool.dilation,
+                                                        ceil_mode=pool.ceil_mode))
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
         expansion = block.expansion
         self.channels = [width * expansion, 2 * width * expansion, 4 * width * expansion, 8 * width * expansion]
