@@ -256,7 +256,7 @@ def train_epochs(
     backward pass runs outside autocast); ``summarize(sums)`` turns those
     sums into the epoch's ``history`` record (after ``"epoch"``, before ``"lr"``: the learning rate of the
     epoch's last step, the trunk group's). ``validate()`` (optional) scores the model after every epoch (in
-    eval mode; train mode is restored); its numbers go under the record's ``"val"`` key. A checkpoint
+    eval mode, under the same autocast; train mode is restored); its numbers go under the record's ``"val"`` key. A checkpoint
     ``{model, optimizer, generator, history, epoch}`` is saved after every epoch.
     Returns ``history``; the model is left in train mode.
     """
@@ -296,7 +296,8 @@ def train_epochs(
         record = {"epoch": epoch + 1, **summarize(sums), "lr": optimizer.optimizer.param_groups[0]["lr"]}
         if validate is not None:
             model.eval()
-            record["val"] = validate()
+            with torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else nullcontext():
+                record["val"] = validate()
             model.train()
         history.append(record)
         if checkpointer:

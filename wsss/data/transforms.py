@@ -48,25 +48,30 @@ def random_crop(
 ):
     """Random ``crop×crop`` window; smaller inputs are padded (image with the mean colour, label with ``ignore``).
 
-    Returns ``(image, label, valid)`` where ``valid`` (crop×crop bool) marks real pixels.
+    The input is placed at a random offset on a canvas padded up to ``crop`` in each direction it falls short,
+    and a random ``crop×crop`` window of that canvas is taken (four draws from ``rng``, in that order); only the
+    window is built. Returns ``(image, label, valid)`` where ``valid`` (crop×crop bool) marks real pixels.
     """
     height, width = image.shape[:2]
     pad_h, pad_w = max(crop - height, 0), max(crop - width, 0)
-    mean_colour = (IMAGENET_MEAN * 255).round().astype(np.uint8)
-    canvas = np.empty((height + pad_h, width + pad_w, 3), dtype=np.uint8)
-    canvas[:] = mean_colour
     top_pad, left_pad = int(rng.integers(0, pad_h + 1)), int(rng.integers(0, pad_w + 1))
-    canvas[top_pad : top_pad + height, left_pad : left_pad + width] = image
-    valid = np.zeros(canvas.shape[:2], dtype=bool)
-    valid[top_pad : top_pad + height, left_pad : left_pad + width] = True
+    y0 = int(rng.integers(0, height + pad_h - crop + 1))
+    x0 = int(rng.integers(0, width + pad_w - crop + 1))
+    # the window [y0, y0+crop) x [x0, x0+crop) of the canvas, and the part of it the image covers
+    rows = slice(max(y0, top_pad) - y0, min(y0 + crop, top_pad + height) - y0)
+    cols = slice(max(x0, left_pad) - x0, min(x0 + crop, left_pad + width) - x0)
+    source = (slice(rows.start + y0 - top_pad, rows.stop + y0 - top_pad),
+              slice(cols.start + x0 - left_pad, cols.stop + x0 - left_pad))
+    window = np.empty((crop, crop, 3), dtype=np.uint8)
+    window[:] = (IMAGENET_MEAN * 255).round().astype(np.uint8)
+    window[rows, cols] = image[source]
+    valid = np.zeros((crop, crop), dtype=bool)
+    valid[rows, cols] = True
     if label is not None:
-        label_canvas = np.full(canvas.shape[:2], ignore, dtype=label.dtype)
-        label_canvas[top_pad : top_pad + height, left_pad : left_pad + width] = label
-        label = label_canvas
-    y0 = int(rng.integers(0, canvas.shape[0] - crop + 1))
-    x0 = int(rng.integers(0, canvas.shape[1] - crop + 1))
-    window = (slice(y0, y0 + crop), slice(x0, x0 + crop))
-    return canvas[window], (label[window] if label is not None else None), valid[window]
+        label_window = np.full((crop, crop), ignore, dtype=label.dtype)
+        label_window[rows, cols] = label[source]
+        label = label_window
+    return window, label, valid
 
 
 def pad_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
