@@ -90,34 +90,47 @@ def job() -> tuple[str, str, float]:
 
 
 def adopt(parent_job: tuple[str, str, float]) -> None:
-    """In a worker process of a stage (:mod:`wsss.parallel`): log writes as the stage's (same job, same clock).
-    Kills are armed in the stage's own process only: the worker arms none."""
-    global _job, _started
+    """In a worker process of a stage (:mod:`wsss.parallel`): log writes as the stage's (same job, same clock),
+    and arm the write kill the stage's process armed (the first unfired kill of the job, when it is placed on a
+    write): a file the stage writes from its workers (``make_cam``'s CAMs) dies there, the worker's death fails the
+    stage. Moments in time stay the stage process's own."""
+    global _job, _started, _armed, _armed_marker, _seen
     _job, _started = (parent_job[0], parent_job[1]), parent_job[2]
+    selected = _first_unfired_kill(*_job)
+    if selected is not None and "at" in selected[0]:
+        _armed, _armed_marker, _seen = WritePoint.parse(selected[0]["at"]), selected[1], 0
+
+
+def _first_unfired_kill(stage: str, out_dir: str) -> tuple[dict, Path] | None:
+    """The first kill of ``WSSS_CRASH_PLAN`` for this stage and job that has not fired, and its marker."""
+    plan_file = os.environ.get("WSSS_CRASH_PLAN", "")
+    if not plan_file:
+        return None
+    plan = json.loads(Path(plan_file).read_text())
+    fired = Path(f"{plan_file}.fired")
+    for index, kill in enumerate(plan):
+        if kill["stage"] != stage or kill.get("job", "") not in out_dir:
+            continue
+        marker = fired / str(index)
+        if not marker.exists():
+            return kill, marker
+    return None
 
 
 def start(stage: str, out_dir: str | os.PathLike | None) -> None:
     """At a stage's start: arm the first unfired kill of ``WSSS_CRASH_PLAN`` for this stage and job (if any)."""
     global _armed, _armed_marker, _seen, _job, _started, _timer, _timer_marker
     _job, _started = (stage, str(out_dir or "")), time.monotonic()
-    plan_file = os.environ.get("WSSS_CRASH_PLAN", "")
-    if not plan_file:
+    selected = _first_unfired_kill(*_job)
+    if selected is None:
         return
-    plan = json.loads(Path(plan_file).read_text())
-    fired = Path(f"{plan_file}.fired")
-    for index, kill in enumerate(plan):
-        if kill["stage"] != stage or kill.get("job", "") not in _job[1]:
-            continue
-        marker = fired / str(index)
-        if marker.exists():
-            continue
-        if "after_s" in kill:
-            _timer, _timer_marker = threading.Timer(float(kill["after_s"]), _strike, args=(marker,)), marker
-            _timer.daemon = True
-            _timer.start()
-        else:
-            _armed, _armed_marker, _seen = WritePoint.parse(kill["at"]), marker, 0
-        return
+    kill, marker = selected
+    if "after_s" in kill:
+        _timer, _timer_marker = threading.Timer(float(kill["after_s"]), _strike, args=(marker,)), marker
+        _timer.daemon = True
+        _timer.start()
+    else:
+        _armed, _armed_marker, _seen = WritePoint.parse(kill["at"]), marker, 0
 
 
 def finish() -> None:
