@@ -26,10 +26,13 @@ def fake_build(tmp_path, monkeypatch):
     return calls
 
 
-def _killed_during_write(monkeypatch):
+def _killed_during_write(monkeypatch, name: str = ""):
+    """Kill the process half-way through the next write of a file whose name contains ``name``."""
     real = Path.write_text
 
     def half_then_killed(self, text, *args, **kwargs):
+        if name not in self.name:
+            return real(self, text, *args, **kwargs)
         real(self, text[: len(text) // 2], *args, **kwargs)
         raise KeyboardInterrupt  # the process dies in the middle of the write
 
@@ -38,7 +41,7 @@ def _killed_during_write(monkeypatch):
 
 def test_sources_stamp_is_never_left_half_written(fake_build, monkeypatch):
     stamp = kb.library_path("cpu").parent / "sources.sha256"
-    _killed_during_write(monkeypatch)
+    _killed_during_write(monkeypatch, "sources.sha256")
     with pytest.raises(KeyboardInterrupt):
         kb.build("cpu")
     assert not stamp.exists()
@@ -65,3 +68,20 @@ def test_snakemake_stamp_written_atomically(fake_build, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         kb.main(["--variant", "cpu", "--stamp", str(out)])
     assert out.read_text() == "previous build\n" and sorted(p.name for p in out.parent.iterdir()) == ["kernels.txt"]
+
+
+def test_unity_source_includes_every_cpp_file_and_is_never_half_written(fake_build, monkeypatch):
+    build_dir = kb.library_path("cpu").parent
+    build_dir.mkdir(parents=True)
+    _killed_during_write(monkeypatch, "unity.cpp")
+    with pytest.raises(KeyboardInterrupt):
+        kb.build("cpu")
+    assert not [p.name for p in build_dir.iterdir() if "unity.cpp" in p.name]  # no partial file, no temporary
+    monkeypatch.undo()
+    monkeypatch.setattr(kb, "BUILD_ROOT", build_dir.parent)
+    unity = kb.write_unity_source(build_dir)
+    included = [line.split('"')[1] for line in unity.read_text().splitlines() if line.startswith("#include")]
+    assert included == [str(p) for p in sorted(kb.CSRC.glob("*.cpp"))] and len(included) >= 7
+    mtime = unity.stat().st_mtime_ns
+    kb.write_unity_source(build_dir)
+    assert unity.stat().st_mtime_ns == mtime  # unchanged text, untouched file: ninja does not rebuild
