@@ -19,6 +19,12 @@ def _geodesic_path(region: np.ndarray, start: tuple[int, int], goal: tuple[int, 
     With ``goal=None`` the path goes to the pixel geodesically farthest from ``start``.
     Returned as a list of ``(x, y)``.
     """
+    # on the region's bounding box: the same nodes in the same (raster) order, so the same graph and path
+    rows_any, cols_any = np.nonzero(region.any(axis=1))[0], np.nonzero(region.any(axis=0))[0]
+    top, left = int(rows_any[0]), int(cols_any[0])
+    region = region[top:int(rows_any[-1]) + 1, left:int(cols_any[-1]) + 1]
+    start = (start[0] - left, start[1] - top)
+    goal = None if goal is None else (goal[0] - left, goal[1] - top)
     ys, xs = np.nonzero(region)
     n = len(ys)
     index = np.full(region.shape, -1, dtype=np.int64)
@@ -45,7 +51,7 @@ def _geodesic_path(region: np.ndarray, start: tuple[int, int], goal: tuple[int, 
     path = []
     node = dst
     while node >= 0:
-        path.append((int(xs[node]), int(ys[node])))
+        path.append((int(xs[node]) + left, int(ys[node]) + top))
         if node == src:
             break
         node = int(pred[node])

@@ -170,17 +170,18 @@ def _render_object(spec: ClassSpec, center: tuple[float, float], radius_px: floa
         if not inside.any():
             continue
         c0 = _resolve_color(part.color, body, cache, rng)
+        # the texture is drawn over the whole crop (its noise depends on the crop's size), the colour
+        # only at the part's pixels: the same values element by element, without the (size, size, 3) temporaries
         if part.tex.kind == "bars":
-            t = _texture(part.tex, pa, pb, rng, scale)
+            t = _texture(part.tex, pa, pb, rng, scale)[inside]
             index = np.rint(t * (len(_BAR_COLORS) - 1)).astype(np.int64)
             bars = np.stack([_resolve_color(n, body, cache, rng) for n in _BAR_COLORS])
             colour = bars[index]
         else:
             c1 = _resolve_color(part.color2, body, cache, rng) if part.color2 else c0 * 0.7
-            t = _texture(part.tex, pa, pb, rng, scale)[..., None]
+            t = _texture(part.tex, pa, pb, rng, scale)[inside][:, None]
             colour = c0 * (1.0 - t) + c1 * t
-        colour = colour * shade[..., None]
-        rgb[inside] = colour[inside]
+        rgb[inside] = colour * shade[inside][:, None]
         mask |= inside
     return mask, rgb, (x0, y0), flip
 
