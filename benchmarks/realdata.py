@@ -27,7 +27,8 @@ folders linked) and read back through the project's readers.
 
 Pipelines (the stages' code and configs, composed with Hydra as the stages compose them): the CAM-free
 APro recipe, ``conf/recipe/apro_camfree.yaml``: ``make_seeds`` (its seed rule) → ``propagate`` (its
-propagator) → ``refine_crf`` (its CRF kernels), with the overrides the DAG gives those stages.
+propagator) → ``refine_crf`` (its CRF kernels, and ``keep_seeds`` when the recipe sets it), with the overrides the DAG gives
+those stages.
 Baselines (seeds only): boxes → filled boxes (smaller on top, background outside); points → every
 pixel takes the class of its nearest point; scribbles → of its nearest scribble pixel.
 
@@ -179,7 +180,7 @@ def run(out: Path, unofficial: bool = False, min_area: int = 100, seeds_override
     from omegaconf import OmegaConf
 
     from wsss.config import compose
-    from wsss.crf import CRFParams, crf_from_probs
+    from wsss.crf import CRFParams, crf_from_probs, keep_confident_seeds
     from wsss.data import open_dataset
     from wsss.data.annotations import load_weak_annotation
     from wsss.metrics import SegmentationScorer
@@ -207,7 +208,8 @@ def run(out: Path, unofficial: bool = False, min_area: int = 100, seeds_override
                                                     "scores_dir=-", *crf_overrides])
             record["settings"][kind] = {"make_seeds": OmegaConf.to_container(seeds_cfg[kind]),
                                         "propagation": OmegaConf.to_container(prop_cfg.propagation),
-                                        "crf": OmegaConf.to_container(crf_cfg.crf)}
+                                        "crf": OmegaConf.to_container(crf_cfg.crf),
+                                        "keep_seeds": bool(crf_cfg.keep_seeds)}
             builder = WeakSeedBuilder.from_config(seeds_cfg)
             propagator = Propagator(OmegaConf.to_container(prop_cfg.propagation), kind, False, None)
             crf = CRFParams(**crf_cfg.crf)
@@ -230,6 +232,8 @@ def run(out: Path, unofficial: bool = False, min_area: int = 100, seeds_override
                 data = propagation_input(dataset, kind, str(seeds_cfg.supervision.annotations), image_id, image, seeds)
                 scores = propagator(data)
                 final = data.label(crf_from_probs(image, scores, crf))
+                if crf_cfg.keep_seeds:  # as refine_crf does
+                    final = keep_confident_seeds(final, seeds)
                 labels = {"baseline": baseline, "seeds": seeds, "propagation": data.label(scores), "final": final}
                 row = {}
                 for stage, label in labels.items():
