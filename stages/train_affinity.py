@@ -6,6 +6,7 @@ from omegaconf import OmegaConf
 from wsss.affinity.training import AffinityTrainConfig, train_affinity
 from wsss.config import checkpoint_fingerprint, stage_main
 from wsss.data import open_dataset
+from wsss.data.cache import DecodeCache
 from wsss.io import load_torch, save_json, save_torch
 from wsss.pipeline import prepare, require_dir
 from wsss.training import Checkpointer
@@ -24,7 +25,8 @@ def main(cfg) -> None:
                                    **cfg.model, **OmegaConf.to_container(cfg.train))
     state = classifier["state_dict"] if cfg.init_from_classifier else None
     checkpointer = Checkpointer(cfg.work_dir, checkpoint_fingerprint(cfg))
-    model, history = train_affinity(dataset, seeds_dir, state, settings, cfg.seed, device, checkpointer)
+    model, history = train_affinity(dataset, seeds_dir, state, settings, cfg.seed, device, checkpointer,
+                                    DecodeCache(cfg.decode_cache_mb))
     config = OmegaConf.to_container(cfg, resolve=True)
     save_torch(f"{cfg.out_dir}/model.pt", {"state_dict": model.state_dict(), "config": config,
                                            "backbone": backbone})

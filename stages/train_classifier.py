@@ -6,6 +6,7 @@ from omegaconf import OmegaConf
 from wsss.cam.training import ClassifierTrainConfig, train_classifier
 from wsss.config import checkpoint_fingerprint, stage_main
 from wsss.data import open_dataset
+from wsss.data.cache import DecodeCache
 from wsss.io import save_json, save_torch
 from wsss.pipeline import prepare
 from wsss.training import Checkpointer
@@ -19,7 +20,8 @@ def main(cfg) -> None:
     settings = ClassifierTrainConfig(**cfg.backbone, **OmegaConf.to_container(cfg.train))
     val_dataset = open_dataset(cfg.dataset, cfg.val_split) if cfg.val_images > 0 else None
     checkpointer = Checkpointer(cfg.work_dir, checkpoint_fingerprint(cfg))
-    model, history = train_classifier(dataset, settings, cfg.seed, device, checkpointer, val_dataset, cfg.val_images)
+    model, history = train_classifier(dataset, settings, cfg.seed, device, checkpointer, val_dataset, cfg.val_images,
+                                      DecodeCache(cfg.decode_cache_mb))
     config = OmegaConf.to_container(cfg, resolve=True)
     save_torch(f"{cfg.out_dir}/model.pt", {"state_dict": model.state_dict(), "config": config})
     save_json(f"{cfg.out_dir}/history.json", history)

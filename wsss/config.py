@@ -138,8 +138,9 @@ def compose(stage: str, overrides: Sequence[str] = ()) -> DictConfig:
 
 
 #: top-level keys that change how fast a stage runs, never what it computes: a training checkpoint written
-#: with other values of them is still valid (``--cores`` sets ``num_threads``)
-RUNTIME_ONLY_KEYS = ("num_threads",)
+#: with other values of them is still valid (``--cores`` sets ``num_threads``; ``decode_cache_mb``: the
+#: training stages' in-memory cache of decoded images)
+RUNTIME_ONLY_KEYS = ("num_threads", "decode_cache_mb")
 
 
 def config_hash(cfg: DictConfig, leave_out: Sequence[str] = ()) -> str:

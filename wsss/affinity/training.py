@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from wsss.affinity.model import AffinityNet
+from wsss.data.cache import DecodeCache
 from wsss.data.reader import DatasetReader
 from wsss.data.transforms import normalize, random_crop, resize_long
 from wsss.training import Checkpointer, EpochSchedule, train_epochs
@@ -72,10 +73,12 @@ def affinity_loss(affinity: torch.Tensor, bg_pos: torch.Tensor, fg_pos: torch.Te
 class SeedCropDataset(Dataset):
     """``(image (3,crop,crop), label (crop/s, crop/s) int64)`` samples: seeds downsampled to the feature stride."""
 
-    def __init__(self, dataset: DatasetReader, seeds_dir, crop: int, resize_range: tuple[int, int], stride: int, seed: int) -> None:
+    def __init__(self, dataset: DatasetReader, seeds_dir, crop: int, resize_range: tuple[int, int], stride: int, seed: int,
+                 cache: DecodeCache | None = None) -> None:
         from pathlib import Path
 
         self.dataset = dataset
+        self.cache = cache if cache is not None else DecodeCache(0)  # decoded images and seed maps across epochs
         self.ids = list(dataset.ids)
         self.seeds_dir = Path(seeds_dir)
         self.crop, self.resize_range, self.stride, self.seed = crop, resize_range, stride, seed
@@ -89,8 +92,8 @@ class SeedCropDataset(Dataset):
 
         rng = np.random.default_rng([self.seed, self.epoch, index])
         image_id = self.ids[index]
-        image = self.dataset.load_image(image_id)
-        seeds = load_label_png(self.seeds_dir / f"{image_id}.png")
+        image = self.cache.get(("image", image_id), lambda: self.dataset.load_image(image_id))
+        seeds = self.cache.get(("seeds", image_id), lambda: load_label_png(self.seeds_dir / f"{image_id}.png"))
         image, seeds = resize_long(image, int(rng.integers(self.resize_range[0], self.resize_range[1] + 1)), seeds)
         if rng.random() < 0.5:
             image, seeds = image[:, ::-1], seeds[:, ::-1]
@@ -112,7 +115,7 @@ class AffinityTrainConfig(EpochSchedule):
 
 def train_affinity(
     dataset: DatasetReader, seeds_dir, classifier_state: dict | None, settings: AffinityTrainConfig, seed: int,
-    device: torch.device, checkpointer: Checkpointer | None = None,
+    device: torch.device, checkpointer: Checkpointer | None = None, cache: DecodeCache | None = None,
 ) -> tuple[AffinityNet, list[dict]]:
     """Train an :class:`AffinityNet` on pairs drawn from the seed PNGs in ``seeds_dir``.
 
@@ -126,7 +129,7 @@ def train_affinity(
     if classifier_state is not None:
         model.load_trunk_from(classifier_state)
     model.to(device)
-    samples = SeedCropDataset(dataset, seeds_dir, settings.crop, tuple(settings.resize_long), settings.stride, seed)
+    samples = SeedCropDataset(dataset, seeds_dir, settings.crop, tuple(settings.resize_long), settings.stride, seed, cache)
     def step(batch):
         images, labels = batch
         images, labels = images.to(device), labels.to(device)

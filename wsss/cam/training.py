@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from wsss.cam.classifier import CAMClassifier
+from wsss.data.cache import DecodeCache
 from wsss.data.reader import DatasetReader
 from wsss.data.transforms import normalize, random_crop, resize_long
 from wsss.training import Checkpointer, EpochSchedule, train_epochs
@@ -21,11 +22,14 @@ class ImageLabelDataset(Dataset):
 
     Augmentation: resize the long side to a random value in ``resize_long``,
     horizontal flip, random crop (padding with the mean colour). Randomness comes
-    from ``seed`` and the sample index and epoch, so runs are reproducible.
+    from ``seed`` and the sample index and epoch, so runs are reproducible. ``cache``: decoded images
+    kept across epochs (the same samples, without decoding each JPEG every epoch).
     """
 
-    def __init__(self, dataset: DatasetReader, crop: int, resize_range: tuple[int, int], seed: int) -> None:
+    def __init__(self, dataset: DatasetReader, crop: int, resize_range: tuple[int, int], seed: int,
+                 cache: DecodeCache | None = None) -> None:
         self.dataset = dataset
+        self.cache = cache if cache is not None else DecodeCache(0)
         self.ids = list(dataset.ids)
         self.crop = crop
         self.resize_range = resize_range
@@ -38,7 +42,8 @@ class ImageLabelDataset(Dataset):
 
     def __getitem__(self, index: int):
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        image = self.dataset.load_image(self.ids[index])
+        image_id = self.ids[index]
+        image = self.cache.get(("image", image_id), lambda: self.dataset.load_image(image_id))
         image, _ = resize_long(image, int(rng.integers(self.resize_range[0], self.resize_range[1] + 1)))
         if rng.random() < 0.5:
             image = image[:, ::-1]
@@ -85,6 +90,7 @@ def score_classifier(model: CAMClassifier, dataset: DatasetReader, ids: Sequence
 def train_classifier(
     dataset: DatasetReader, settings: ClassifierTrainConfig, seed: int, device: torch.device,
     checkpointer: Checkpointer | None = None, val_dataset: DatasetReader | None = None, val_images: int = 0,
+    cache: DecodeCache | None = None,
 ) -> tuple[CAMClassifier, list[dict]]:
     """Train a :class:`CAMClassifier` on ``dataset`` (a reader with ``ids``, ``load_image``, ``image_labels``).
 
@@ -94,7 +100,7 @@ def train_classifier(
     """
     torch.manual_seed(seed)
     model = CAMClassifier(settings.arch, settings.output_stride, 20, settings.pretrained, settings.width).to(device)
-    samples = ImageLabelDataset(dataset, settings.crop, tuple(settings.resize_long), seed)
+    samples = ImageLabelDataset(dataset, settings.crop, tuple(settings.resize_long), seed, cache)
     val_ids = list(val_dataset.ids)[:val_images] if val_dataset is not None and val_images > 0 else []
 
     def step(batch):

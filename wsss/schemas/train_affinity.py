@@ -30,6 +30,9 @@ class TrainAffinityConfig(SupervisedStageConfig):
     model: AffinityModelConfig = field(default_factory=AffinityModelConfig)
     train: OptimConfig = field(default_factory=OptimConfig)
     work_dir: str = MISSING
+    #: MiB of decoded training images (and seed maps) kept in memory across epochs (wsss.data.cache);
+    #: 0 = decode every epoch. Speed only: the samples are the same (a runtime-only key, wsss.config)
+    decode_cache_mb: int = 2048
 
 
 ConfigStore.instance().store(group="schema", name="train_affinity", node=TrainAffinityConfig, package="_global_")
