@@ -28,8 +28,7 @@ STAGES += [
     # e. the recipe's propagator (conf/propagation/<name>.yaml) on the seeds / CAMs (compiled kernels)
     StageRule("propagate", layout.recipe_folder("{recipe}", "propagate"), scope=layout.RECIPE_SCOPE,
               inputs={"seeds_dir": layout.recipe_seeds, "cam_dir": layout.recipe_cam,
-                      "affinity_dir": layout.recipe_affinity},
-              kernels=True),
+                      "affinity_dir": layout.recipe_affinity}),
     # f. dense CRF with the recipe's kernels (conf/crf/<name>.yaml), restricted to the classes present
     StageRule("refine_crf", layout.recipe_folder("{recipe}", "crf"), scope=layout.RECIPE_SCOPE,
               inputs={"scores_dir": layout.recipe_folder("{recipe}", "propagate"), "seeds_dir": layout.recipe_seeds}),

@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 
 from tests.workflow_copy import copy_workflow
+from wsss.config import source_closure
 
 TINY = [
     'make_minivoc=n_train=6 n_val=2',
@@ -289,3 +290,18 @@ def test_point_compare_runs_every_recipe_and_writes_table_chart_and_page(pipelin
     targets = {"minivoc_point_compare", *(f"minivoc_point_{n}_pseudolabels" for n in ("a2gnn", "apro", "apro_camfree",
                                                                                       "random_walk"))}
     assert planned_rules(again) - targets == set(), again.stdout[-2000:]
+
+
+def test_every_stage_whose_code_uses_the_kernels_waits_for_their_build(tmp_path):
+    # train_affinity (wsss::pair_affinity) once lacked the stamp: under --cores 1 it ran before build_kernels
+    from wsss.workflow.rules import KERNELS_STAMP
+
+    workdir = copy_workflow(tmp_path, {})
+    result = snakemake(workdir, "-n", "minivoc_image_pseudolabels", "minivoc_point_pseudolabels")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    inputs = {name: text for name, text in re.findall(r"^rule (\w+):\n    input: ([^\n]*)", result.stdout, flags=re.M)}
+    using = {name for name in inputs if name in STAGES and any(
+        "/kernels/" in str(path) and path.suffix == ".py" for path in source_closure(f"stages.{name}"))}
+    assert {"train_affinity", "propagate"} <= using and "make_minivoc" not in using
+    for name, text in inputs.items():
+        assert (KERNELS_STAMP in text) == (name in using), (name, text)

@@ -35,7 +35,9 @@ KERNELS_STAMP = "kernels/_build/built.txt"
 class StageRule:
     """A stage's rule. ``inputs``: config key -> :data:`InputSource` (passed as ``key=<folder>``; a function
     returning None means the job does not need it); ``needs``: inputs that are not passed (folders the job
-    reads through another key, or waits for); ``kernels``: it needs the compiled kernels; ``paths``: config
+    reads through another key, or waits for); the compiled kernels' stamp is an input exactly when the stage's
+    code imports a ``kernels`` module (:attr:`needs_kernels`, from its import closure: never a flag to forget,
+    as it once was for ``train_affinity``, which then ran before ``build_kernels`` under ``--cores 1``); ``paths``: config
     keys set to folders that are not inputs; ``settings``: ``(plan, wildcards) -> overrides`` the DAG adds;
     ``work``: the stage keeps resumable checkpoints in ``work_dir`` (undeclared, ``<results>/.work/<output>``);
     ``gpu``: it takes one ``gpu`` resource; ``launcher``: it may run under torchrun."""
@@ -45,7 +47,6 @@ class StageRule:
     scope: str
     inputs: Mapping[str, InputSource] = field(default_factory=dict)
     needs: Mapping[str, InputSource] = field(default_factory=dict)
-    kernels: bool = False
     #: files outside the results the job reads (e.g. the gallery's page assets)
     files: Sequence[str] = ()
     paths: Mapping[str, InputSource] = field(default_factory=dict)
@@ -60,6 +61,14 @@ class StageRule:
     in_report: Mapping | None = None
 
     # ------------------------------------------------------------------ rule directives
+    @property
+    def needs_kernels(self) -> bool:
+        """Whether ``stages.<name>`` imports (transitively, statically) a module of ``kernels``."""
+        from wsss.config import source_closure, REPO_ROOT
+
+        kernels_dir = REPO_ROOT / "kernels"
+        return any(path.suffix == ".py" and kernels_dir in path.parents for path in source_closure(f"stages.{self.name}"))
+
     @property
     def log(self) -> str:
         return f"logs/{self.scope}/{self.name}.log"
@@ -83,7 +92,7 @@ class StageRule:
         functions: dict = {"data": plan.data_inputs}
         for key, source in {**self.inputs, **self.needs}.items():
             functions[key] = self._input_function(plan, source)
-        if self.kernels:
+        if self.needs_kernels:
             functions["kernels"] = KERNELS_STAMP
         if self.files:
             functions["files"] = list(self.files)
