@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from tests.workflow_copy import copy_workflow
-from wsss.config import source_closure
+from wsss.config import imports_kernels
 
 TINY = [
     'make_minivoc=n_train=6 n_val=2',
@@ -300,8 +300,7 @@ def test_every_stage_whose_code_uses_the_kernels_waits_for_their_build(tmp_path)
     result = snakemake(workdir, "-n", "minivoc_image_pseudolabels", "minivoc_point_pseudolabels")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     inputs = {name: text for name, text in re.findall(r"^rule (\w+):\n    input: ([^\n]*)", result.stdout, flags=re.M)}
-    using = {name for name in inputs if name in STAGES and any(
-        "/kernels/" in str(path) and path.suffix == ".py" for path in source_closure(f"stages.{name}"))}
+    using = {name for name in inputs if name in STAGES and imports_kernels(f"stages.{name}")}
     assert {"train_affinity", "propagate"} <= using and "make_minivoc" not in using
     for name, text in inputs.items():
         assert (KERNELS_STAMP in text) == (name in using), (name, text)

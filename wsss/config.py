@@ -198,11 +198,10 @@ def _imports_of(path: Path, module: str) -> Iterable[str]:
                 yield f"{target}.{alias.name}"
 
 
-def source_closure(module: str) -> list[Path]:
-    """Files of ``module`` and every project module it imports, transitively (static ``import`` analysis).
-
-    Kernel C++/CUDA sources are included when any ``kernels`` module is.
-    """
+@functools.cache
+def _imported_modules(module: str) -> dict[str, Path]:
+    """Project module name -> file, for ``module`` and every project module it imports, transitively
+    (static ``import`` analysis; package ``__init__`` files included, as they run on import)."""
     seen: dict[str, Path] = {}
     stack = [module]
     while stack:
@@ -222,8 +221,21 @@ def source_closure(module: str) -> list[Path]:
             stack.append(parent)
             parent = parent.rpartition(".")[0]
         stack.extend(_imports_of(path, probe))
-    files = set(seen.values())
-    if any(name.split(".")[0] == "kernels" for name in seen):
+    return seen
+
+
+def imports_kernels(module: str) -> bool:
+    """Whether ``module`` imports (transitively, statically) a module of the ``kernels`` package."""
+    return any(name.split(".")[0] == "kernels" for name in _imported_modules(module))
+
+
+def source_closure(module: str) -> list[Path]:
+    """Files of ``module`` and every project module it imports, transitively (static ``import`` analysis).
+
+    Kernel C++/CUDA sources are included when any ``kernels`` module is (:func:`imports_kernels`).
+    """
+    files = set(_imported_modules(module).values())
+    if imports_kernels(module):
         csrc = REPO_ROOT / "kernels" / "csrc"
         files.update(p for p in csrc.glob("*") if p.suffix in {".cpp", ".cu", ".h", ".cuh"})
     return sorted(files)

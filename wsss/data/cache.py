@@ -1,7 +1,7 @@
 """Decoded images and label maps kept in memory across training epochs (:class:`DecodeCache`).
 
 A training stage reads every image of its split once per epoch; decoding the JPEG (and the seed PNG) again
-each time is ~40 % of the data time of the classifier on minivoc. The cache keeps what was decoded, up to a
+each time is ~60 % of the classifier's data CPU time on minivoc. The cache keeps what was decoded, up to a
 byte budget: within it, every epoch after the first decodes nothing. Past the budget the first items stay and
 the rest are decoded each time (no eviction: with a shuffled order, evicting would turn into misses only).
 Cached arrays are read-only, so an augmentation that wrote into its input would fail loudly instead of

@@ -48,7 +48,7 @@ class TrainClassifierConfig(StageConfig):
     val_images: int = 200
     #: undeclared folder for resumable checkpoints
     work_dir: str = MISSING
-    #: MiB of decoded training images (and seed maps) kept in memory across epochs (wsss.data.cache);
+    #: MiB of decoded training images kept in memory across epochs (wsss.data.cache);
     #: 0 = decode every epoch. Speed only: the samples are the same (a runtime-only key, wsss.config)
     decode_cache_mb: int = 2048
 

@@ -64,10 +64,9 @@ class StageRule:
     @property
     def needs_kernels(self) -> bool:
         """Whether ``stages.<name>`` imports (transitively, statically) a module of ``kernels``."""
-        from wsss.config import source_closure, REPO_ROOT
+        from wsss.config import imports_kernels
 
-        kernels_dir = REPO_ROOT / "kernels"
-        return any(path.suffix == ".py" and kernels_dir in path.parents for path in source_closure(f"stages.{self.name}"))
+        return imports_kernels(f"stages.{self.name}")
 
     @property
     def log(self) -> str:
