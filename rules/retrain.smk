@@ -29,8 +29,13 @@ STAGES += [
     # instance pseudo-labels: the semantic pseudo-labels cut by the supervision's cues, as a COCO json
     StageRule("export_instances", _INSTANCES, scope=layout.RECIPE_SCOPE, inputs={"labels_dir": _PSEUDOLABELS},
               cores=False),
-    # instance: Mask R-CNN on the instance pseudo-labels; val VOC mAP_r (0.5, 0.75) and COCO AP
+    # instance: Mask R-CNN on the instance pseudo-labels (a box-trained recipe: on the boxes alone, its mask_loss);
+    # val VOC mAP_r (0.5, 0.75) and COCO AP
     StageRule("train_maskrcnn", layout.recipe_folder("{recipe}", "maskrcnn"), scope=layout.RECIPE_SCOPE, work=True,
               gpu=True, launcher=True,
-              inputs={"instances_dir": _INSTANCES, "classifier_dir": layout.classifier_if_initialising("train_maskrcnn")}),
+              inputs={"instances_dir": layout.recipe_instances,
+                      "classifier_dir": layout.classifier_if_initialising("train_maskrcnn")}),
+    # a box-trained recipe's pseudo-labels: the masks its Mask R-CNN gives the train split's boxes
+    StageRule("segment_boxes", layout.recipe_folder("{recipe}", "boxmasks"), scope=layout.RECIPE_SCOPE,
+              inputs={"model_dir": layout.recipe_folder("{recipe}", "maskrcnn")}),
 ]

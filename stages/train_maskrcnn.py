@@ -1,4 +1,5 @@
-"""Retraining (instance): Mask R-CNN on the instance pseudo-labels → ``<out_dir>/model.pt`` and val metrics.
+"""Retraining (instance): Mask R-CNN on the instance pseudo-labels, or on the boxes alone (``mask_loss.kind``
+``filled_box`` | ``apro``), → ``<out_dir>/model.pt`` and val metrics.
 
 Writes ``model.pt``, ``history.json``, ``metrics.json`` (``ap50``, ``ap75``: VOC
 mask mAP_r; ``AP``: COCO mask AP; ``AP_bbox``; per-class AP50; full COCOeval
@@ -17,11 +18,13 @@ from omegaconf import OmegaConf
 
 from wsss.config import checkpoint_fingerprint, stage_main
 from wsss.data import open_dataset
+from wsss.errors import WsssError
 from wsss.io import load_json, save_json, save_torch
 from wsss.pipeline import prepare, require_dir
 from wsss.retrain.iterative import setup_distributed, teardown_distributed
 from wsss.retrain.maskrcnn import MaskRCNNTrainSettings, evaluate_maskrcnn, train_maskrcnn
 from wsss.retrain.maskrcnn_model import MaskRCNNSettings
+from wsss.params import BoxMaskLossSettings
 from wsss.training import Checkpointer
 from wsss.viz.curves import write_training_curves
 
@@ -30,8 +33,14 @@ from wsss.viz.curves import write_training_curves
 def main(cfg) -> None:
     device = prepare(cfg)
     ctx, device = setup_distributed(device)
-    instances_file = require_dir(cfg.instances_dir, "instance pseudo-label folder") / "instances.json"
-    coco = load_json(instances_file)
+    mask_loss = BoxMaskLossSettings(**OmegaConf.to_container(cfg.mask_loss))
+    if mask_loss.kind == "mask":
+        instances_file = require_dir(cfg.instances_dir, "instance pseudo-label folder") / "instances.json"
+        coco, trained_on = load_json(instances_file), str(instances_file)
+    elif cfg.supervision.name != "box":
+        raise WsssError(f"mask_loss.kind: '{mask_loss.kind}' trains from boxes, but supervision is '{cfg.supervision.name}'")
+    else:
+        coco, trained_on = None, f"{cfg.supervision.name} annotations ({mask_loss.kind} mask loss)"
     dataset = open_dataset(cfg.dataset, cfg.dataset.train_split, cfg.supervision.annotations)
     model_cfg = OmegaConf.to_container(cfg.model)
     init_trunk = str(require_dir(cfg.classifier_dir, "classifier") / "model.pt") if model_cfg.pop("init_from_classifier") else ""
@@ -40,7 +49,7 @@ def main(cfg) -> None:
     checkpointer = Checkpointer(cfg.work_dir, checkpoint_fingerprint(cfg))
     num_classes = int(cfg.dataset.num_classes)
     model, history = train_maskrcnn(dataset, coco, model_settings, settings, cfg.seed, device, checkpointer, ctx,
-                                    num_classes, str(instances_file))
+                                    num_classes, trained_on, mask_loss=mask_loss)
     if not ctx.is_main:
         teardown_distributed(ctx)
         return
@@ -50,7 +59,8 @@ def main(cfg) -> None:
     save_json(out / "history.json", history)
     val = open_dataset(cfg.dataset, cfg.eval_split, cfg.supervision.annotations)
     record, scorer = evaluate_maskrcnn(model, val, device, model_settings.min_size_test, cfg.eval.mask_threshold,
-                                       {"trained_on": str(instances_file), "supervision": cfg.supervision.name})
+                                       {"trained_on": trained_on, "supervision": cfg.supervision.name,
+                                        "mask_loss": mask_loss.kind})
     if cfg.eval.save_predictions:
         save_json(out / "predictions.json", scorer.results)
         save_json(out / "gt.json", scorer.ground_truth())

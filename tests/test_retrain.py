@@ -240,6 +240,42 @@ def test_train_maskrcnn_stage_end_to_end(tiny, tmp_path):
     assert (out / "curves.png").is_file()
 
 
+@pytest.mark.slow
+def test_box_trained_maskrcnn_and_its_box_masks(tiny, tmp_path):
+    """mask_loss.kind=apro trains from the box annotations alone (no instances json); segment_boxes turns the model
+    into semantic pseudo-labels and instances of every annotated box."""
+    from wsss.data.annotations import read_boxes
+    from wsss.io import load_label_png
+
+    root, _ = tiny
+    common = ("dataset=folder", f"dataset.root={root}", "dataset.name=tiny", "supervision=box")
+    out = tmp_path / "maskrcnn"
+    _run_stage("train_maskrcnn", *common, "maskrcnn=minivoc", *_TINY_MASKRCNN, "mask_loss.kind=apro",
+               f"instances_dir={tmp_path / 'absent'}", f"out_dir={out}", f"work_dir={tmp_path / 'work'}")
+    history = json.loads((out / "history.json").read_text())
+    assert {"loss_projection", "loss_global", "loss_local"} <= set(history[0]) and "loss_mask" not in history[0]
+    assert json.loads((out / "metrics.json").read_text())["protocol"]["mask_loss"] == "apro"
+    masks = tmp_path / "boxmasks"
+    _run_stage("segment_boxes", *common, f"model_dir={out}", f"out_dir={masks}")
+    dataset = VOCDataset(root, "train")
+    coco = json.loads((masks / "instances.json").read_text())
+    assert len(coco["annotations"]) == sum(len(read_boxes(dataset, name)) for name in dataset.ids)
+    for name in dataset.ids:
+        label = load_label_png(masks / f"{name}.png")
+        inside = np.zeros(label.shape, bool)
+        for box in read_boxes(dataset, name):
+            x0, y0, x1, y1 = box.box
+            inside[y0:y1 + 1, x0:x1 + 1] = True
+        assert label.shape == dataset.image_size(name) and not label[~inside].any()  # background outside the boxes
+    assert 0.0 <= json.loads((masks / "metrics.json").read_text())["miou"] <= 100.0
+    assert {"ap50", "ap75", "AP"} <= set(json.loads((masks / "instance_metrics.json").read_text()))
+    bad = subprocess.run([sys.executable, "-m", "stages.train_maskrcnn", *common[:-1], "supervision=box",
+                          "maskrcnn=minivoc", *_TINY_MASKRCNN, "mask_loss.kind=boxes", f"out_dir={tmp_path / 'bad'}",
+                          f"work_dir={tmp_path / 'badwork'}", "num_threads=1"],
+                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "mask_loss.kind" in bad.stderr.strip().splitlines()[-1]
+
+
 def test_maskrcnn_samples_from_exported_json(tiny):
     from wsss.instances.coco import CocoBuilder
     from wsss.instances.instance_set import InstanceSet

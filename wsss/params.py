@@ -181,6 +181,32 @@ class MaskRCNNTrainSettings:
     sync_bn: bool = False
 
 
+@dataclass(frozen=True)
+class BoxMaskLossSettings:
+    """APro's losses (``mask_loss`` of ``conf/train_maskrcnn.yaml``); defaults: APro's SOLOv2 head.
+
+    ``kind``: ``mask`` trains on the instance pseudo-labels' masks (Mask R-CNN's own loss); ``filled_box`` on the
+    annotated boxes as masks; ``apro`` on the boxes only, with the three losses below instead of a mask target.
+    """
+
+    kind: str = "mask"
+    projection_weight: float = 3.0
+    global_weight: float = 2.0
+    local_weight: float = 1.0
+    #: GP pass 1 (guided by the ImageNet-normalised image) and pass 2 (guided by pass 1's output)
+    zeta_image: float = 0.01
+    zeta_mask: float = 0.07
+    local_kernel: int = 5
+    local_zeta: float = 0.15
+    local_iterations: int = 20
+    #: the two propagation losses ramp up linearly over the first this many iterations (0: full weight at once)
+    warmup_iterations: int = 0
+
+
+#: the kinds of ``BoxMaskLossSettings.kind``
+MASK_LOSS_KINDS = ("mask", "filled_box", "apro")
+
+
 @dataclass
 class DeepLabModelSettings:
     """Network and initialisation of :func:`wsss.retrain.deeplab.make_deeplab` (``model`` in ``conf/deeplab/<dataset>.yaml``,

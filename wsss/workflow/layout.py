@@ -4,6 +4,7 @@
 * shared by the recipes that make the same seed choice: ``<dataset>/<supervision>/seeds/<seeds>``
   and the AffinityNet trained on those seeds, ``<dataset>/<supervision>/affinity/<seeds>``;
 * a recipe's own: ``<dataset>/<supervision>/<recipe>/{propagate,crf,pseudolabels,gallery,deeplab,instances,maskrcnn}``;
+  a box-trained recipe (``mask_loss``): ``maskrcnn`` (trained from the boxes) -> ``boxmasks`` -> ``pseudolabels``;
 * the comparison of every recipe: ``<dataset>/<supervision>/compare``.
 
 The functions ``(plan, wildcards) -> folder | None`` are the rules' conditional inputs
@@ -40,6 +41,8 @@ def chain_folders(dataset: str, supervision: str, recipe: Recipe) -> dict[str, s
     """The label folders of one recipe's run, in pipeline order: ``{stage name: folder}`` (relative to the
     results folder). The CAM folder is ``make_cam``'s (its labels are in ``labels/``)."""
     values = {"dataset": dataset, "supervision": supervision, "seeds": recipe.seeds, "recipe": recipe.name}
+    if recipe.box_trained:
+        return {name: recipe_folder(recipe.name, name).format(**values) for name in ("boxmasks", "pseudolabels")}
     folders = {}
     if recipe.uses_classifier:
         folders["cam"] = CAM.format(**values)
@@ -58,6 +61,12 @@ def chain_stages(dataset: str, supervision: str, recipe: Recipe) -> list[tuple[s
     values = {"dataset": dataset, "supervision": supervision, "seeds": recipe.seeds, "recipe": recipe.name}
     labels = chain_folders(dataset, supervision, recipe)
     stages: list[tuple[str, str, str, str | None]] = []
+    if recipe.box_trained:
+        stages = [("train_maskrcnn", RECIPE_SCOPE, recipe_folder("{recipe}", "maskrcnn"), None),
+                  ("segment_boxes", RECIPE_SCOPE, recipe_folder("{recipe}", "boxmasks"), "boxmasks"),
+                  ("export_pseudolabels", RECIPE_SCOPE, recipe_folder("{recipe}", "pseudolabels"), "pseudolabels")]
+        return [(rule, scope.format(**values), folder.format(**values), labels.get(name) if name else None)
+                for rule, scope, folder, name in stages]
     if recipe.uses_classifier:
         stages.append(("train_classifier", DATASET_SCOPE, CLASSIFIER, None))
         stages.append(("make_cam", DATASET_SCOPE, CAM, "cam"))
@@ -80,6 +89,8 @@ def training_folders(dataset: str, supervision: str, recipe: Recipe) -> dict[str
     so a page built from the labels could show them or not depending on the order Snakemake picked."""
     values = {"dataset": dataset, "supervision": supervision, "seeds": recipe.seeds, "recipe": recipe.name}
     folders = {}
+    if recipe.box_trained:  # here the Mask R-CNN comes before the labels: it makes them
+        return {"train_maskrcnn": recipe_folder(recipe.name, "maskrcnn").format(**values)}
     if recipe.uses_classifier:
         folders["train_classifier"] = CLASSIFIER.format(**values)
     if recipe.uses_affinity:
@@ -104,8 +115,9 @@ def seeds_cam(plan: Plan, wildcards: Mapping[str, str]) -> str | None:
     return CAM.format(**wildcards)
 
 
-def recipe_seeds(plan: Plan, wildcards: Mapping[str, str]) -> str:
-    return SEEDS.format(**wildcards, seeds=plan.recipe(wildcards).seeds)
+def recipe_seeds(plan: Plan, wildcards: Mapping[str, str]) -> str | None:
+    recipe = plan.recipe(wildcards)
+    return None if recipe.box_trained else SEEDS.format(**wildcards, seeds=recipe.seeds)
 
 
 def recipe_cam(plan: Plan, wildcards: Mapping[str, str]) -> str | None:
@@ -122,8 +134,16 @@ def recipe_affinity(plan: Plan, wildcards: Mapping[str, str]) -> str | None:
 
 
 def recipe_final(plan: Plan, wildcards: Mapping[str, str]) -> str:
-    """What ``export_pseudolabels`` exports: the recipe's CRF output, or its propagation without a CRF."""
-    return recipe_folder("{recipe}", "crf" if plan.recipe(wildcards).has_crf else "propagate").format(**wildcards)
+    """What ``export_pseudolabels`` exports: the recipe's CRF output, or its propagation without a CRF, or a
+    box-trained recipe's box masks."""
+    recipe = plan.recipe(wildcards)
+    final = "boxmasks" if recipe.box_trained else "crf" if recipe.has_crf else "propagate"
+    return recipe_folder("{recipe}", final).format(**wildcards)
+
+
+def recipe_instances(plan: Plan, wildcards: Mapping[str, str]) -> str | None:
+    """``train_maskrcnn``'s instance pseudo-labels; none for a box-trained recipe (it learns from the boxes)."""
+    return None if plan.recipe(wildcards).box_trained else recipe_folder("{recipe}", "instances").format(**wildcards)
 
 
 def classifier_if_initialising(stage: str):

@@ -6,6 +6,9 @@ A recipe names, for one supervision:
   the seed rule's ``cam`` key says whether the classifier's CAMs are used at all;
 * ``propagation``: the propagator, a file of ``conf/propagation/`` (``cam_walk``, ``random_walk``, ``a2gnn``, ``apro``);
 * ``crf``: the dense CRF kernels, a file of ``conf/crf/``; ``dataset`` = ``conf/crf/<dataset>.yaml``; ``none``: no CRF;
+* ``mask_loss``: instead of seeds and a propagator, a Mask R-CNN trained from the boxes alone with this mask loss
+  (``filled_box`` | ``apro``, :class:`wsss.params.BoxMaskLossSettings`); its masks of the train boxes
+  (``segment_boxes``) are the pseudo-labels. Box supervision only; ``seeds``/``propagation`` unused, ``crf: none``;
 * ``overrides``: extra Hydra overrides of the recipe's own stages (``{propagate: [propagation.beta=8]}``);
 * ``supervisions``: the supervisions it applies to.
 
@@ -28,10 +31,12 @@ from wsss.errors import WsssError
 from wsss.propagation.catalog import PROPAGATORS
 
 #: the stages a recipe owns (its folder), in pipeline order; ``overrides`` keys must be among them
-RECIPE_STAGES = ("propagate", "refine_crf", "export_pseudolabels", "make_gallery", "train_deeplab",
+RECIPE_STAGES = ("propagate", "refine_crf", "segment_boxes", "export_pseudolabels", "make_gallery", "train_deeplab",
                  "export_instances", "train_maskrcnn")
 #: names a recipe may not take: folders beside the recipes' under results/<dataset>/<supervision>/
-RESERVED = ("seeds", "affinity", "compare", "gallery", "pseudolabels", "deeplab", "maskrcnn", "instances")
+RESERVED = ("seeds", "affinity", "compare", "gallery", "pseudolabels", "deeplab", "maskrcnn", "instances", "boxmasks")
+#: ``mask_loss`` values: the box-trained recipes' Mask R-CNN losses (``mask_loss.kind`` of train_maskrcnn)
+BOX_MASK_LOSSES = ("filled_box", "apro")
 CAM_SOURCES = ("classifier", "none")
 
 
@@ -44,6 +49,7 @@ class RecipeFile:
     seeds: str = "default"
     propagation: str = "random_walk"
     crf: str = "dataset"
+    mask_loss: str = ""
     overrides: Dict[str, List[str]] = field(default_factory=dict)
 
 
@@ -59,15 +65,22 @@ class Recipe:
     propagation: str
     crf: str
     overrides: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    mask_loss: str = ""
+
+    @property
+    def box_trained(self) -> bool:
+        """Whether its pseudo-labels are a box-trained Mask R-CNN's masks (no seeds, no propagation)."""
+        return bool(self.mask_loss)
 
     @property
     def uses_classifier(self) -> bool:
-        return self.cam == "classifier"
+        """Whether its chain reads the classifier's CAMs."""
+        return self.cam == "classifier" and not self.box_trained
 
     @property
     def uses_affinity(self) -> bool:
         """Whether its propagator reads the AffinityNet trained on its seeds."""
-        return PROPAGATORS[self.propagation].affinity
+        return not self.box_trained and PROPAGATORS[self.propagation].affinity
 
     @property
     def has_crf(self) -> bool:
@@ -76,7 +89,9 @@ class Recipe:
     def stage_overrides(self, stage: str) -> list[str]:
         """The Hydra overrides the recipe gives its stage ``stage`` (choices first, then ``overrides[stage]``)."""
         choices: list[str] = []
-        if stage == "propagate":
+        if stage == "train_maskrcnn" and self.box_trained:
+            choices = [f"mask_loss.kind={self.mask_loss}"]
+        elif stage == "propagate":
             choices = [f"propagation={self.propagation}", f"cam={self.cam}"]
         elif stage == "refine_crf" and self.crf not in ("dataset", "none"):
             choices = [f"crf={self.crf}"]
@@ -139,11 +154,18 @@ def load_recipe(name: str) -> Recipe:
         raise WsssError(f"{where}: supervisions: image tags need the CAMs, but seeds '{raw.seeds}' are CAM-free")
     if raw.crf not in ("dataset", "none") and raw.crf not in _choices("crf"):
         raise WsssError(f"{where}: crf: no conf/crf/{raw.crf}.yaml (valid: dataset, none, {', '.join(_choices('crf'))})")
+    if raw.mask_loss:
+        if raw.mask_loss not in BOX_MASK_LOSSES:
+            raise WsssError(f"{where}: mask_loss: must be one of {', '.join(BOX_MASK_LOSSES)} (or absent), got '{raw.mask_loss}'")
+        if list(raw.supervisions) != ["box"]:
+            raise WsssError(f"{where}: supervisions: a mask_loss recipe trains from boxes, so only [box], got {list(raw.supervisions)}")
+        if raw.crf != "none":
+            raise WsssError(f"{where}: crf: a mask_loss recipe's labels are the network's masks; set crf: none")
     bad = [stage for stage in raw.overrides if stage not in RECIPE_STAGES]
     if bad:
         raise WsssError(f"{where}: overrides: '{bad[0]}' is not a stage of the recipe (expected {', '.join(RECIPE_STAGES)})")
     return Recipe(name, raw.description, tuple(raw.supervisions), raw.seeds, cam, raw.propagation, raw.crf,
-                  tuple((stage, tuple(values)) for stage, values in raw.overrides.items()))
+                  tuple((stage, tuple(values)) for stage, values in raw.overrides.items()), raw.mask_loss)
 
 
 def recipes_for(supervision: str) -> list[Recipe]:
