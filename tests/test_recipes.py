@@ -59,6 +59,22 @@ def test_stage_overrides_of_a_recipe():
     assert load_recipe("apro_camfree").stage_overrides("propagate") == ["propagation=apro", "cam=none"]
 
 
+def test_a_box_trained_recipe_is_a_mask_rcnn_then_its_box_masks():
+    from wsss.workflow.layout import chain_folders, chain_stages, training_folders
+
+    apro = load_recipe("apro_boxinst")
+    assert apro.box_trained and not apro.uses_classifier and not apro.uses_affinity
+    assert apro.stage_overrides("train_maskrcnn") == ["mask_loss.kind=apro"]
+    assert load_recipe("filled_boxes").stage_overrides("train_maskrcnn") == ["mask_loss.kind=filled_box"]
+    assert load_recipe("psa").stage_overrides("train_maskrcnn") == []
+    assert chain_folders("minivoc", "box", apro) == {"boxmasks": "minivoc/box/apro_boxinst/boxmasks",
+                                                      "pseudolabels": "minivoc/box/apro_boxinst/pseudolabels"}
+    assert [stage[0] for stage in chain_stages("minivoc", "box", apro)] == ["train_maskrcnn", "segment_boxes",
+                                                                            "export_pseudolabels"]
+    assert training_folders("minivoc", "box", apro) == {"train_maskrcnn": "minivoc/box/apro_boxinst/maskrcnn"}
+    assert "apro_boxinst" in [r.name for r in recipes_for("box")] and "apro_boxinst" not in [r.name for r in recipes_for("point")]
+
+
 @pytest.fixture
 def conf_copy(tmp_path, monkeypatch) -> Path:
     """A copy of conf/ that the recipe loader reads (its caches cleared before and after)."""
@@ -82,6 +98,9 @@ def conf_copy(tmp_path, monkeypatch) -> Path:
     ("supervisions: [point]\npropagation: apro\ncrf: sharp\n", r"crf: no conf/crf/sharp.yaml"),
     ("supervisions: [point]\npropagation: apro\noverrides: {make_cam: [flip=false]}\n",
      r"overrides: 'make_cam' is not a stage of the recipe"),
+    ("supervisions: [box]\nmask_loss: dice\ncrf: none\n", r"mask_loss: must be one of filled_box, apro"),
+    ("supervisions: [box, point]\nmask_loss: apro\ncrf: none\n", r"a mask_loss recipe trains from boxes, so only \[box\]"),
+    ("supervisions: [box]\nmask_loss: apro\n", r"crf: a mask_loss recipe's labels are the network's masks"),
 ])
 def test_a_broken_recipe_file_is_one_line_naming_it(conf_copy, text, message):
     (conf_copy / "recipe" / "bad.yaml").write_text(text)
@@ -117,6 +136,18 @@ def test_plan_rejects_an_inapplicable_or_unknown_recipe_target_in_one_line():
     result = dry_run("minivoc_box_nope_gallery")
     assert result.returncode == 1 and "recipe 'nope': no such recipe" in last_line(result)
     assert "Traceback" not in result.stderr
+
+
+def test_a_box_trained_recipe_plans_no_seeds_and_trains_from_the_boxes():
+    result = dry_run("-p", "minivoc_box_apro_boxinst_pseudolabels", "minivoc_box_apro_boxinst_maskrcnn")
+    assert result.returncode == 0, result.stderr[-2000:]
+    planned = set(re.findall(r"^rule (\w+):", result.stdout, flags=re.M))
+    assert {"train_maskrcnn", "segment_boxes", "export_pseudolabels", "build_kernels"} <= planned
+    assert not planned & {"make_cam", "make_seeds", "train_affinity", "propagate", "refine_crf", "export_instances"}
+    command = next(line for line in result.stdout.splitlines() if "-m stages.train_maskrcnn" in line)
+    assert "mask_loss.kind=apro" in command and "instances_dir=" not in command
+    assert "model_dir=results/minivoc/box/apro_boxinst/maskrcnn" in next(
+        line for line in result.stdout.splitlines() if "-m stages.segment_boxes" in line)
 
 
 @pytest.mark.slow

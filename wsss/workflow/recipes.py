@@ -28,6 +28,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from wsss.config import CONF_DIR
 from wsss.errors import WsssError
+from wsss.params import MASK_LOSS_KINDS
 from wsss.propagation.catalog import PROPAGATORS
 
 #: the stages a recipe owns (its folder), in pipeline order; ``overrides`` keys must be among them
@@ -36,7 +37,7 @@ RECIPE_STAGES = ("propagate", "refine_crf", "segment_boxes", "export_pseudolabel
 #: names a recipe may not take: folders beside the recipes' under results/<dataset>/<supervision>/
 RESERVED = ("seeds", "affinity", "compare", "gallery", "pseudolabels", "deeplab", "maskrcnn", "instances", "boxmasks")
 #: ``mask_loss`` values: the box-trained recipes' Mask R-CNN losses (``mask_loss.kind`` of train_maskrcnn)
-BOX_MASK_LOSSES = ("filled_box", "apro")
+BOX_MASK_LOSSES = tuple(kind for kind in MASK_LOSS_KINDS if kind != "mask")
 CAM_SOURCES = ("classifier", "none")
 
 
