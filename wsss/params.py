@@ -201,6 +201,9 @@ class BoxMaskLossSettings:
     local_iterations: int = 20
     #: the two propagation losses ramp up linearly over the first this many iterations (0: full weight at once)
     warmup_iterations: int = 0
+    #: the propagation runs on the RoI grown by this fraction of its size on each side (background to spread
+    #: from: a positive RoI hugs its box); the losses count inside the RoI only
+    context: float = 0.25
 
 
 #: the kinds of ``BoxMaskLossSettings.kind``

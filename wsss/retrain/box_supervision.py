@@ -97,19 +97,26 @@ def _masked_mean_abs(a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor) ->
 
 
 def apro_losses(mask_probs: torch.Tensor, guide: torch.Tensor, box_masks: torch.Tensor,
-                settings: BoxMaskLossSettings, ramp: float = 1.0) -> dict[str, torch.Tensor]:
+                settings: BoxMaskLossSettings, ramp: float = 1.0, context: int = 0) -> dict[str, torch.Tensor]:
     """The three weighted losses, each the mean over RoIs (0 with no RoI).
 
     ``mask_probs`` ``(R, H, W)`` (with gradient), ``guide`` ``(R, C, H, W)``, ``box_masks`` ``(R, H, W)``;
-    ``ramp`` in [0, 1] scales the two propagation losses (their warm-up).
+    ``ramp`` in [0, 1] scales the two propagation losses (their warm-up). ``context``: the inputs are the RoI
+    grown by this many cells on each side (see :class:`AProMaskLoss`): the propagation runs over all of it, the
+    projection and the losses count the central RoI only.
     """
     if mask_probs.shape[0] == 0:
         zero = mask_probs.sum() * 0.0
         return {name: zero for name in LOSS_NAMES}
-    projection = box_projection_loss(mask_probs, box_masks).mean()
+    height, width = mask_probs.shape[1:]
+    central = torch.zeros_like(box_masks)
+    central[:, context:height - context, context:width - context] = 1.0
+    weights = box_masks * central
+    inner = (slice(None), slice(context, height - context), slice(context, width - context))
+    projection = box_projection_loss(mask_probs[inner], box_masks[inner]).mean()
     global_target, local_target = propagation_targets(mask_probs, guide, box_masks, settings)
-    global_loss = _masked_mean_abs(global_target, mask_probs, box_masks).mean()
-    local_loss = _masked_mean_abs(mask_probs, local_target, box_masks).mean()
+    global_loss = _masked_mean_abs(global_target, mask_probs, weights).mean()
+    local_loss = _masked_mean_abs(mask_probs, local_target, weights).mean()
     return {"loss_projection": settings.projection_weight * projection,
             "loss_global": settings.global_weight * ramp * global_loss,
             "loss_local": settings.local_weight * ramp * local_loss}
@@ -172,7 +179,23 @@ class AProMaskLoss:
             return apro_losses(mask_logits.new_zeros((0, size, size)), None, None, self.settings)
         boxes_all, labels_all = torch.cat(boxes), torch.cat(labels)
         probs = mask_logits[torch.arange(len(labels_all), device=labels_all.device), labels_all].float().sigmoid()
+        # The RoI grown by `context` cells of its own size on each side: positive RoIs hug their boxes, and a
+        # propagation confined to the box would have no background to spread from. Outside the box the mask is
+        # background (the box's own prior, APro's masks are trained to 0 there); inside the box but outside the
+        # RoI (a RoI smaller than its box) it is unknown, 0.5.
+        context = int(round(self.settings.context * size))
+        grown = [_grow(p.float(), context / size) for p in proposals]
+        full = size + 2 * context
         # one list entry per image (empty ones included): roi_align reads the list index as the batch index
-        guide = roi_align(images.float(), [p.float() for p in proposals], (size, size), spatial_scale=1.0, sampling_ratio=2)
-        box_masks = roi_box_masks(torch.cat(list(proposals)).float(), boxes_all.float(), size)
-        return apro_losses(probs, guide, box_masks, self.settings, ramp)
+        guide = roi_align(images.float(), grown, (full, full), spatial_scale=1.0, sampling_ratio=2)
+        box_masks = roi_box_masks(torch.cat(grown), boxes_all.float(), full)
+        grown_probs = 0.5 * box_masks
+        grown_probs[:, context:context + size, context:context + size] = probs
+        return apro_losses(grown_probs, guide, box_masks, self.settings, ramp, context)
+
+
+def _grow(rois: torch.Tensor, fraction: float) -> torch.Tensor:
+    """``(R, 4)`` xyxy RoIs grown by ``fraction`` of their width / height on each side."""
+    width = (rois[:, 2] - rois[:, 0]).clamp(min=1.0) * fraction
+    height = (rois[:, 3] - rois[:, 1]).clamp(min=1.0) * fraction
+    return rois + torch.stack([-width, -height, width, height], 1)
