@@ -81,3 +81,14 @@ def test_status_cli_reports_snakemake_errors_on_one_line(tmp_path):
 
     (tmp_path / "Snakefile").write_text(WORKFLOW)
     assert main(["no_such_target"], cwd=tmp_path) == 1
+
+
+def test_a_mask_rcnn_folder_in_a_chain_has_no_miou_rather_than_an_error(tmp_path):
+    """A box-trained recipe's chain starts with train_maskrcnn, whose metrics.json is an instance record."""
+    from wsss.io import save_json
+    from wsss.workflow.status import find_metrics
+
+    save_json(tmp_path / "maskrcnn" / "metrics.json", {"ap50": 40.0, "ap75": 10.0, "AP": 15.0})
+    save_json(tmp_path / "boxmasks" / "metrics.json", {"miou": 56.5, "n_images": 3})
+    assert find_metrics("maskrcnn", tmp_path) is None
+    assert find_metrics("boxmasks", tmp_path) == 56.5

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Sequence
 
 from wsss.errors import WsssError
+from wsss.io import load_json
 from wsss.viz.stages import load_metrics
 
 #: friendly wording of Snakemake's summary status column
@@ -126,13 +127,16 @@ def parse_rulegraph(text: str) -> tuple[list[str], dict[str, set[str]]]:
 
 
 def find_metrics(output: str | Path, root: Path) -> float | None:
-    """mIoU of the ``metrics.json`` in ``output`` or one level below it (``cam/labels``), if any."""
+    """mIoU of the ``metrics.json`` in ``output`` or one level below it (``cam/labels``), if any; None for a
+    folder whose metrics are not a label stage's (a Mask R-CNN's ``ap50`` record)."""
     folder = root / output
     if not folder.is_dir():
         return None
     candidates = [folder / "metrics.json", *sorted(folder.glob("*/metrics.json"))]
     for path in candidates:
         if path.is_file():
+            if "miou" not in load_json(path):
+                return None
             record = load_metrics(path)
             value = record.get("miou") if record else None
             return float(value) if isinstance(value, (int, float)) else None
