@@ -200,6 +200,24 @@ def test_window_attention_matches_the_definition(tile):
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("tile", [0, 4])
+def test_fixed_layers_are_the_attention_layers_without_beta_on_non_negative_input(tile):
+    """Past the first layer β is 0 and the cos < 0 mask never applies to ReLU outputs: the layers are a fixed
+    matrix, precomputed once (as its power on a dense block)."""
+    torch.manual_seed(1)
+    height, width, radius = 7, 9, 2
+    x = torch.relu(torch.randn(6, height, width))
+    params = A.A2GNNParams(radius=radius)
+    graph = A.WindowGraph(height, width, radius, tile)
+    bias = A.attention_bias(torch.randn(3, height, width), params, graph)
+    rows, layer = graph.to_rows(x)[None], A.WindowAttention(False)
+    expected = layer(layer(rows, bias, graph), bias, graph)
+    fixed = A.FixedPropagation(bias, graph, 2)
+    assert fixed.dense == (tile == 0)
+    torch.testing.assert_close(fixed(rows), expected, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(A.FixedPropagation(bias, graph, 0)(rows), rows)
+
+
 def test_window_graph_layout_round_trip_and_halo():
     graph = A.WindowGraph(5, 7, 1, tile=4)
     x = torch.arange(2 * 5 * 7, dtype=torch.float32).reshape(2, 5, 7)

@@ -218,13 +218,42 @@ def initial_parameters(in_dim: int, hidden: int, classes: int,
     return w_in, w_out, uniform(classes, fan_in=hidden)
 
 
+class FixedPropagation:
+    """The attention layers past the first, ``x ← P x`` with ``P_i· = softmax_j(w·a_ij)`` over the window.
+
+    Their ``β`` is 0 and their only other dependence on ``x`` is the seed's mask where ``cos(x_i, x_j) < 0``, which
+    never applies: ``x`` is a ReLU output, and each layer makes non-negative combinations of it, so every ``x_i``
+    is non-negative and every cosine ``≥ 0``. ``P`` is therefore fixed by the image's affinities: its weights are
+    computed once (not per epoch), and on a dense block (``tile 0``) the ``steps`` layers are one precomputed
+    matrix ``P^steps``, one product forward and one backward.
+    """
+
+    def __init__(self, bias: torch.Tensor, graph: WindowGraph, steps: int) -> None:
+        self.graph, self.steps = graph, steps
+        #: ``(B·T, tile², halo²)`` window weights (0 outside the window and the image)
+        weights = torch.softmax(bias, dim=-1)
+        self.dense = graph.tile == 0 and steps > 1
+        self.weights = torch.linalg.matrix_power(weights, steps) if self.dense else weights
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """``x (B, M, C)`` rows → the rows after ``steps`` layers."""
+        if self.steps == 0:
+            return x
+        if self.dense:
+            return torch.bmm(self.weights, x)
+        for _ in range(self.steps):
+            x = torch.bmm(self.weights, self.graph.keys(x)).reshape(x.shape)
+        return x
+
+
 class A2GNN(nn.Module):
     """Linear → ReLU → dropout → attention layers → dropout → linear, for a batch of ``B`` images at once.
 
     Every image has its own weights (a slice of each batched parameter, drawn from its own generator, as if it
     were alone) and its own dropout masks (drawn over its own nodes from its generator), so an image's result
     does not depend on the images it is batched with. ``classes[b]`` is image ``b``'s ``K+1``; its logits past
-    that are padding (the caller masks them).
+    that are padding (the caller masks them). The first attention layer learns ``β``
+    (:class:`WindowAttention`); the others are fixed by the affinities (:class:`FixedPropagation`).
     """
 
     def __init__(self, in_dim: int, classes: list[int], params: A2GNNParams, generators: list[torch.Generator],
@@ -242,7 +271,7 @@ class A2GNN(nn.Module):
         self.embed = nn.Parameter(torch.stack([w for w, _, _ in drawn]).to(device))
         self.classify_weight = nn.Parameter(w_out.to(device))
         self.classify_bias = nn.Parameter(b_out.to(device))
-        self.layers = nn.ModuleList(WindowAttention(i == 0, len(classes)) for i in range(params.layers)).to(device)
+        self.attention = WindowAttention(True, len(classes)).to(device) if params.layers > 0 else None
 
     def dropout(self, x: torch.Tensor, graph: WindowGraph) -> torch.Tensor:
         """Inverted dropout of ``x (B, M, C)``, each image's mask drawn over its own ``h_i·w_i`` nodes."""
@@ -256,11 +285,13 @@ class A2GNN(nn.Module):
             scale[b, rows] = (drawn < keep).to(x.dtype) / keep
         return x * scale
 
-    def forward(self, features: torch.Tensor, bias: torch.Tensor, graph: WindowGraph) -> torch.Tensor:
-        """``features (B, M, F)`` rows, ``bias`` (see :class:`WindowAttention`) → logits ``(B, M, C)``."""
+    def forward(self, features: torch.Tensor, bias: torch.Tensor, graph: WindowGraph,
+                fixed: FixedPropagation) -> torch.Tensor:
+        """``features (B, M, F)`` rows, ``bias`` (see :class:`WindowAttention`), ``fixed`` the layers past the
+        first (``FixedPropagation(bias, graph, layers − 1)``) → logits ``(B, M, C)``."""
         x = self.dropout(F.relu(torch.bmm(features, self.embed)), graph)
-        for layer in self.layers:
-            x = layer(x, bias, graph)
+        if self.attention is not None:
+            x = fixed(self.attention(x, bias, graph))
         return torch.baddbmm(self.classify_bias, self.dropout(x, graph), self.classify_weight)
 
 
@@ -432,11 +463,12 @@ def _train(datas: list[PropagationInput], features: list[torch.Tensor], stride: 
     input_rows = graph.to_rows(torch.stack(inputs).to(device))
     generators = [torch.Generator().manual_seed(seed) for _ in datas]
     model = A2GNN(input_rows.shape[-1], classes, params, generators, device)
+    fixed = FixedPropagation(bias, graph, max(params.layers - 1, 0))
     kernel = torch.stack(kernels).to(device) if kernels else None
     nodes = torch.tensor([float(h * w) for h, w in sizes], device=device)
 
     def masked_logits() -> torch.Tensor:
-        return model(input_rows, bias, graph).masked_fill(~allowed_rows, -1e4)
+        return model(input_rows, bias, graph, fixed).masked_fill(~allowed_rows, -1e4)
 
     if trained:
         optimiser = torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
