@@ -97,11 +97,28 @@ def speed_case(name: str, sizes: list[tuple[int, int]], params: A2GNNParams, rng
             "agreement": float(agree)}
 
 
-def quality(run_dir: Path, images: int, params_override: dict) -> dict:
-    """mIoU of the stage and the reference on a finished a2gnn ``propagate`` folder's inputs (module docstring)."""
+#: ``--run`` rows: the reference network with the stage's code around it, the stage with the seed's fixed schedule,
+#: the stage as configured (its early stopping)
+QUALITY_ROWS = ("reference", "stage_fixed_schedule", "stage")
+
+
+def propagate_config(run_dir: Path | None, overrides: list[str]):
+    """A ``propagate`` job's config: its folder's ``.hydra/config.yaml``, or composed from ``overrides``."""
+    from omegaconf import OmegaConf
+
+    from wsss.config import compose
+
+    if run_dir is not None:
+        return OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    return compose("propagate", overrides)
+
+
+def quality(cfg, images: int, rows: tuple[str, ...] = QUALITY_ROWS, crf_dir: Path | None = None) -> dict:
+    """mIoU of the stage and the reference on an a2gnn ``propagate`` job's inputs (module docstring)."""
     from omegaconf import OmegaConf
 
     import wsss.propagation.a2gnn as a2gnn
+    from wsss.config import compose
     from wsss.crf import CRFParams, crf_from_probs
     from wsss.data import open_dataset
     from wsss.io import load_label_png, load_npy
@@ -109,17 +126,12 @@ def quality(run_dir: Path, images: int, params_override: dict) -> dict:
     from wsss.pipeline import load_keys
     from wsss.propagation.run import Propagator, propagation_input
 
-    from wsss.config import compose
-
-    cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
-    crf_run = run_dir.parent / "crf" / ".hydra" / "config.yaml"
+    crf_run = None if crf_dir is None else crf_dir / ".hydra" / "config.yaml"
     # the recipe's CRF as its refine_crf job ran it, or (not run yet) A2GNN's kernels, as the a2gnn recipe sets
-    crf_cfg = OmegaConf.load(crf_run) if crf_run.is_file() else compose(
+    crf_cfg = OmegaConf.load(crf_run) if crf_run is not None and crf_run.is_file() else compose(
         "refine_crf", [f"dataset={cfg.dataset.name}", "crf=a2gnn"])
     node = OmegaConf.to_container(cfg.propagation, resolve=True)
-    node.update(params_override)
     kind = cfg.supervision.name
-    propagator = Propagator(node, kind, cfg.cam == "classifier", cfg.affinity_dir, "cpu", cfg.seed)
     dataset = open_dataset(cfg.dataset, cfg.split,
                            annotations=cfg.supervision.annotations if kind == "box" else "Annotations")
     cam_dir = Path(cfg.cam_dir) if cfg.cam == "classifier" else None
@@ -135,21 +147,29 @@ def quality(run_dir: Path, images: int, params_override: dict) -> dict:
         datas.append(propagation_input(dataset, kind, cfg.supervision.annotations, image_id, image,
                                        load_label_png(Path(cfg.seeds_dir) / f"{image_id}.png"), cam,
                                        cam_keys.get(image_id)))
-    results = {}
-    for name in ("stage", "reference"):
+    results: dict = {"images": len(ids)}
+    for name in rows:
+        epochs: list[int] = []
+        row_node = dict(node, stop_patience=0) if name == "stage_fixed_schedule" else node
+        propagator = Propagator(row_node, kind, cfg.cam == "classifier", cfg.affinity_dir, "cpu", cfg.seed)
+        saved = a2gnn.train_a2gnn_batch
         if name == "reference":  # the stage's code around the network, the network the reference's
-            def one_by_one(batch_datas, batch_features, stride, params, seed=0):
+            def one_by_one(batch_datas, batch_features, stride, params, seed=0, epochs=None):
                 return [reference_a2gnn(d, f, stride, params, seed) for d, f in zip(batch_datas, batch_features)]
 
-            saved, a2gnn.train_a2gnn_batch = a2gnn.train_a2gnn_batch, one_by_one
+            a2gnn.train_a2gnn_batch = one_by_one
+        else:  # the stage's network, recording the epochs each image trained for
+            def counted(*args, **kwargs):
+                return saved(*args, **kwargs, epochs=epochs)
+
+            a2gnn.train_a2gnn_batch = counted
         start = time.perf_counter()
         try:
             scores = []
             for begin in range(0, len(datas), propagator.batch_size):
                 scores += propagator.batch(datas[begin : begin + propagator.batch_size])
         finally:
-            if name == "reference":
-                a2gnn.train_a2gnn_batch = saved
+            a2gnn.train_a2gnn_batch = saved
         seconds = time.perf_counter() - start
         plain, refined = SegmentationScorer(), SegmentationScorer()
         for image_id, data, score in zip(ids, datas, scores):
@@ -158,10 +178,15 @@ def quality(run_dir: Path, images: int, params_override: dict) -> dict:
             lookup = np.concatenate([[0], data.keys]).astype(np.uint8)
             refined.add(lookup[crf_from_probs(data.image, score, crf).argmax(axis=0)], truth)
         results[name] = {"miou": plain.record({})["miou"], "miou_crf": refined.record({})["miou"],
-                         "s_per_image": seconds / len(ids)}
-    results["images"] = len(ids)
-    results["run"] = str(run_dir)
-    results["miou_crf_difference"] = results["stage"]["miou_crf"] - results["reference"]["miou_crf"]
+                         "s_per_image": seconds / len(ids),
+                         "mean_epochs": float(np.mean(epochs)) if epochs else 2 * propagator.a2gnn.epochs}
+        print(f"  {name:22s} mIoU {results[name]['miou']:6.2f}  after CRF {results[name]['miou_crf']:6.2f}  "
+              f"{results[name]['s_per_image']:.3f} s/img  {results[name]['mean_epochs']:.1f} epochs", flush=True)
+    if "reference" in results:
+        for name in rows:
+            if name != "reference":
+                results[name]["miou_crf_difference"] = results[name]["miou_crf"] - results["reference"]["miou_crf"]
+                results[name]["speedup"] = results["reference"]["s_per_image"] / results[name]["s_per_image"]
     return results
 
 
@@ -173,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch-images", type=int, default=8, help="the batched row (the stage row: its default)")
     parser.add_argument("--run", type=Path, help="a finished a2gnn propagate folder: mIoU of both on its inputs")
+    parser.add_argument("--compose", nargs="+", metavar="OVERRIDE",
+                        help="instead of --run: the propagate job's overrides (as `snakemake -n -p` prints them)")
+    parser.add_argument("--rows", nargs="+", default=list(QUALITY_ROWS), choices=QUALITY_ROWS)
     parser.add_argument("--out", type=Path, default=Path("results/benchmarks/a2gnn.json"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -183,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {"params": {"epochs_per_phase": params.epochs, "radius": params.radius, "hidden": params.hidden,
                                "layers": params.layers, "batch_images": params.batch_images},
                     "speed": []}
-    if args.run is None:
+    if args.run is None and args.compose is None:
         for name, sizes in (("minivoc", minivoc), ("voc 500x375", [(375, 500)] * (1 if args.quick else args.voc_images))):
             case = speed_case(name, sizes, params, rng)
             report["speed"].append(case)
@@ -192,11 +220,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"(batches of {case['batch_images']}: {case['batched_s_per_image']:.3f}, "
                   f"{case['speedup_batched']:.1f}x)  agreement {100 * case['agreement']:5.1f}%", flush=True)
     else:
-        report["quality"] = quality(args.run, args.images, {})
-        q = report["quality"]
-        print(f"{q['images']} images of {q['run']}: stage mIoU {q['stage']['miou']:.2f} / CRF {q['stage']['miou_crf']:.2f}"
-              f" ({q['stage']['s_per_image']:.3f} s/img), reference {q['reference']['miou']:.2f} / CRF "
-              f"{q['reference']['miou_crf']:.2f} ({q['reference']['s_per_image']:.3f} s/img)")
+        cfg = propagate_config(args.run, args.compose or [])
+        print(f"{args.images} images of {args.run or ' '.join(args.compose)}:", flush=True)
+        report["quality"] = quality(cfg, args.images, tuple(args.rows),
+                                    None if args.run is None else args.run.parent / "crf")
+        report["quality"]["run"] = str(args.run) if args.run else " ".join(args.compose)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     print(f"written {args.out}", file=sys.stderr)

@@ -297,16 +297,40 @@ def test_a2gnn_matches_the_dense_reference():
         torch.testing.assert_close(got, reference_a2gnn(data, feature, 8, params), rtol=1e-4, atol=1e-5)
 
 
-def test_a2gnn_batch_gives_each_image_its_result_alone():
-    """Own weights, dropout masks and losses per image: batched with others or not, the same scores."""
+@pytest.mark.parametrize("patience", [0, 2])
+def test_a2gnn_batch_gives_each_image_its_result_alone(patience):
+    """Own weights, dropout masks, losses and (early-stopped) schedule per image: batched or not, the same scores."""
     datas, features = _a2gnn_inputs(1)
-    params = A.A2GNNParams(hidden=16, epochs=3, radius=2, crf_radius=3)
-    batched = A.train_a2gnn_batch(datas, features, 8, params, seed=3)
+    params = A.A2GNNParams(hidden=16, epochs=3 if patience == 0 else 12, radius=2, crf_radius=3,
+                           stop_patience=patience, stop_tolerance=0.05)
+    epochs: list[int] = []
+    batched = A.train_a2gnn_batch(datas, features, 8, params, seed=3, epochs=epochs)
+    if patience:
+        assert len(set(epochs)) > 1 and max(epochs) < 2 * params.epochs  # they stopped early, not together
+    else:
+        assert epochs == [6, 6, 6]
     for index, (data, feature) in enumerate(zip(datas, features)):
         torch.testing.assert_close(batched[index], A.train_a2gnn(data, feature, 8, params, seed=3), rtol=1e-4, atol=1e-5)
     reordered = A.train_a2gnn_batch(datas[::-1], features[::-1], 8, params, seed=3)
     torch.testing.assert_close(reordered[0], batched[-1], rtol=1e-4, atol=1e-5)
     assert not torch.allclose(batched[0], A.train_a2gnn(datas[0], features[0], 8, params, seed=4))  # the seed counts
+
+
+def test_phase_schedule_fixed_and_early_stopped():
+    fixed = A.PhaseSchedule(2, A.A2GNNParams(epochs=3))
+    phases = []
+    while fixed.training.any():
+        phases.append(fixed.phase.tolist())
+        fixed.step(torch.tensor([1.0, 0.5]))
+    assert phases == [[0, 0]] * 3 + [[1, 1]] * 3 and fixed.epochs.tolist() == [6, 6]
+    # image 0's loss keeps falling, image 1's stays flat: 1 stops each phase after 1 + patience epochs
+    early = A.PhaseSchedule(2, A.A2GNNParams(epochs=10, stop_patience=2, stop_tolerance=0.01))
+    loss, finished_at = 1.0, {}
+    while early.training.any():
+        loss *= 0.9
+        for b in torch.nonzero(early.step(torch.tensor([loss, 1.0])))[:, 0].tolist():
+            finished_at[b] = early.epochs[b].item()
+    assert finished_at == {1: 6, 0: 20}
 
 
 def test_propagator_rejects_a_batch_of_no_images():

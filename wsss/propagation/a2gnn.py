@@ -324,34 +324,37 @@ def gated_crf_kernel(image: np.ndarray, stride: int, height: int, width: int, ra
 
 
 def gated_crf_loss(probs: torch.Tensor, kernel: torch.Tensor, radius: int,
-                   nodes: torch.Tensor | None = None) -> torch.Tensor:
+                   nodes: torch.Tensor | None = None, per_image: bool = False) -> torch.Tensor:
     """``Σ_i Σ_j K_ij (1 − ⟨y_i, y_j⟩) / N`` for ``probs (C,h,w)`` and ``kernel (D, h·w)``; batched, ``probs
-    (B,C,h,w)`` and ``kernel (B,D,h·w)`` give the sum over images, each divided by its ``nodes[b]`` (default ``h·w``)."""
+    (B,C,h,w)`` and ``kernel (B,D,h·w)`` give the sum over images, each divided by its ``nodes[b]`` (default ``h·w``),
+    or with ``per_image`` the ``(B,)`` terms."""
     batched = probs.dim() == 4
     probs, kernel = (probs, kernel) if batched else (probs[None], kernel[None])
     batch, channels, height, width = probs.shape
     size = 2 * radius + 1
     neighbours = F.unfold(probs, size, padding=radius).reshape(batch, channels, size * size, height * width)
     agreement = (neighbours * probs.reshape(batch, channels, 1, -1)).sum(1)
-    per_image = (kernel * (1.0 - agreement)).sum(dim=(1, 2))
-    nodes = per_image.new_full((batch,), height * width) if nodes is None else nodes
-    return (per_image / nodes).sum()
+    per_image_sum = (kernel * (1.0 - agreement)).sum(dim=(1, 2))
+    nodes = per_image_sum.new_full((batch,), height * width) if nodes is None else nodes
+    terms = per_image_sum / nodes
+    return terms if per_image else terms.sum()
 
 
-def seed_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """A2GNN's ``CE(background seeds) + CE(object seeds)``, each averaged over its own nodes, summed over images.
+def seed_loss(logits: torch.Tensor, targets: torch.Tensor, per_image: bool = False) -> torch.Tensor:
+    """A2GNN's ``CE(background seeds) + CE(object seeds)``, each averaged over its own nodes, summed over images
+    (``per_image``: the ``(B,)`` terms).
 
     ``logits (..., M, C)``, ``targets (..., M)`` channel indices, -1 = no seed.
     """
     logits = logits.reshape(-1, logits.shape[-2], logits.shape[-1])
     targets = targets.reshape(-1, targets.shape[-1])
     per_node = F.cross_entropy(logits.transpose(1, 2), targets.clamp(min=0), reduction="none")  # (B, M)
-    loss = logits.new_zeros(())
+    terms = logits.new_zeros(logits.shape[0])
     for chosen in (targets == 0, targets > 0):
         count = chosen.sum(dim=1, keepdim=True)
         weight = chosen / count.clamp(min=1)
-        loss = loss + (per_node * weight).sum()
-    return loss
+        terms = terms + (per_node * weight).sum(dim=1)
+    return terms if per_image else terms.sum()
 
 
 def standardise(features: torch.Tensor) -> torch.Tensor:
@@ -385,12 +388,13 @@ def train_a2gnn(data: PropagationInput, features: torch.Tensor, stride: int, par
 
 
 def train_a2gnn_batch(datas: list[PropagationInput], features: list[torch.Tensor], stride: int,
-                      params: A2GNNParams, seed: int = 0) -> list[torch.Tensor]:
+                      params: A2GNNParams, seed: int = 0, epochs: list[int] | None = None) -> list[torch.Tensor]:
     """Train A2GNN on each image of a batch, all in the same steps; per image ``(K+1, h_i, w_i)`` probabilities.
 
     ``features[b]``: ``(F, h_i, w_i)`` for ``datas[b]``. An image's result is the one it gets alone (its own
     weights, generator seeded with ``seed``, dropout masks and losses; the batch only shares the operations,
     up to float rounding). Images without any seed are not trained (their network stays as initialised).
+    ``epochs``, when given, receives the epochs each trained image trained for (:class:`PhaseSchedule`).
     """
     results: list[torch.Tensor | None] = [None] * len(datas)
     for trained in (True, False):
@@ -402,7 +406,8 @@ def train_a2gnn_batch(datas: list[PropagationInput], features: list[torch.Tensor
         if rows <= SINGLE_THREAD_NODES:
             torch.set_num_threads(1)
         try:
-            out = _train([datas[b] for b in chosen], [features[b] for b in chosen], stride, params, seed, trained)
+            out = _train([datas[b] for b in chosen], [features[b] for b in chosen], stride, params, seed, trained,
+                         epochs)
         finally:
             torch.set_num_threads(threads)
         for b, probs in zip(chosen, out):
@@ -437,8 +442,50 @@ def _pad(grid: torch.Tensor, height: int, width: int, fill: float = 0.0) -> torc
     return F.pad(grid, (0, width - grid.shape[-1], 0, height - grid.shape[-2]), value=fill)
 
 
+class PhaseSchedule:
+    """Each image's two training phases: seed loss alone, then seed loss + gated CRF; then it is finished.
+
+    A phase lasts ``epochs`` epochs; with ``stop_patience > 0`` it ends earlier, once the image's loss of the
+    phase has not gone below ``(1 − stop_tolerance)`` times its best of the phase for ``stop_patience`` epochs
+    in a row (early stopping on the loss being trained; the seed's schedule is the fixed one). Images move
+    through their phases on their own, so an image's schedule does not depend on the images it is batched with.
+    """
+
+    def __init__(self, batch: int, params: A2GNNParams, device: torch.device | str = "cpu") -> None:
+        self.params = params
+        #: ``(B,)`` 0 seed phase, 1 CRF phase, 2 finished
+        self.phase = torch.zeros(batch, dtype=torch.long, device=device)
+        #: ``(B,)`` epochs trained so far (both phases)
+        self.epochs = torch.zeros(batch, dtype=torch.long, device=device)
+        self.in_phase = torch.zeros(batch, dtype=torch.long, device=device)
+        self.best = torch.full((batch,), float("inf"), device=device)
+        self.stale = torch.zeros(batch, dtype=torch.long, device=device)
+
+    @property
+    def training(self) -> torch.Tensor:
+        """``(B,)`` bool: the image is still training."""
+        return self.phase < 2
+
+    def step(self, losses: torch.Tensor) -> torch.Tensor:
+        """Record one epoch's ``(B,)`` losses (of the images' own phases); returns ``(B,)`` bool: finished now."""
+        training = self.training
+        self.epochs += training
+        self.in_phase += training
+        improved = losses < (1.0 - self.params.stop_tolerance) * self.best
+        self.best = torch.where(training & (losses < self.best), losses, self.best)
+        self.stale = torch.where(improved, torch.zeros_like(self.stale), self.stale + 1)
+        ended = training & (self.in_phase >= self.params.epochs)
+        if self.params.stop_patience > 0:
+            ended |= training & (self.stale >= self.params.stop_patience)
+        self.phase = self.phase + ended
+        self.in_phase = torch.where(ended, torch.zeros_like(self.in_phase), self.in_phase)
+        self.best = torch.where(ended, torch.full_like(self.best, float("inf")), self.best)
+        self.stale = torch.where(ended, torch.zeros_like(self.stale), self.stale)
+        return ended & (self.phase == 2)
+
+
 def _train(datas: list[PropagationInput], features: list[torch.Tensor], stride: int, params: A2GNNParams,
-           seed: int, trained: bool) -> list[torch.Tensor]:
+           seed: int, trained: bool, epochs: list[int] | None = None) -> list[torch.Tensor]:
     device = features[0].device  # the graph, the model and every per-image tensor live where the features are
     sizes = [tuple(f.shape[-2:]) for f in features]
     height, width = max(h for h, _ in sizes), max(w for _, w in sizes)
@@ -472,16 +519,27 @@ def _train(datas: list[PropagationInput], features: list[torch.Tensor], stride: 
 
     if trained:
         optimiser = torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+        schedule = PhaseSchedule(len(datas), params, device)
+        frozen = [p.detach().clone() for p in model.parameters()]  # every parameter is batched on dim 0
         model.train()
-        for epoch in range(2 * params.epochs):
+        while schedule.training.any():
             logits = masked_logits()
-            loss = seed_loss(logits, target_rows)
-            if epoch >= params.epochs and kernel is not None:
+            terms = seed_loss(logits, target_rows, per_image=True)
+            with_crf = schedule.phase == 1
+            if kernel is not None and bool(with_crf.any()):
                 probs = graph.to_grid(torch.softmax(logits, dim=-1))
-                loss = loss + params.crf_weight * gated_crf_loss(probs, kernel, params.crf_radius, nodes)
+                crf = gated_crf_loss(probs, kernel, params.crf_radius, nodes, per_image=True)
+                terms = terms + params.crf_weight * crf * with_crf
             optimiser.zero_grad()
-            loss.backward()
+            (terms * schedule.training).sum().backward()
             optimiser.step()
+            finished = schedule.step(terms.detach())
+            with torch.no_grad():  # a finished image keeps its last weights while the others train on
+                for parameter, kept in zip(model.parameters(), frozen):
+                    kept[finished] = parameter[finished]
+                    parameter[~schedule.training] = kept[~schedule.training]
+        if epochs is not None:
+            epochs.extend(schedule.epochs.tolist())
     model.eval()
     with torch.no_grad():
         probs = graph.to_grid(torch.softmax(masked_logits(), dim=-1))
