@@ -17,7 +17,9 @@ Network (A2GNN / AGNN):
   channel over the image), ``hidden`` = 256;
 * ``layers`` (3) attention layers ``x_i ← Σ_j P_ij x_j`` with
   ``P_i· = softmax_j(β·cos(x_i, x_j) + 10·a_ij)`` over the window, ``j`` excluded where ``cos < 0``
-  (the node itself is always kept); ``β`` is learned in the first layer and 0 in the others;
+  (the node itself is always kept); ``β`` is learned in the first layer and 0 in the others, whose weights
+  are therefore fixed by the affinities (the ``cos < 0`` mask never applies to non-negative ReLU outputs) and
+  computed once (:class:`FixedPropagation`);
 * ``logits = W_out dropout(x)`` over the ``K+1`` channels of the image (background + classes present).
 
 Training (Adam, lr 0.03, weight decay 5e-4): ``epochs`` (50) of ``CE(background seeds) + CE(object
@@ -25,7 +27,8 @@ seeds)`` (each averaged over its own nodes; seeds are the majority seed of each 
 ``epochs`` more adding ``crf_weight`` (0.3; box 0.01) times the gated-CRF loss
 ``Σ_i Σ_{j∈W5(i), j≠i} K_ij (1 − ⟨y_i, y_j⟩) / N`` on the softmax ``y``, with
 ``K_ij = exp(−½‖(p_i−p_j)/σ_xy‖² − ½‖(c_i−c_j)/σ_rgb‖²)`` (``p`` node coordinates, ``c`` the
-ImageNet-normalised image averaged over each cell; σ_xy 6, σ_rgb 0.1).
+ImageNet-normalised image averaged over each cell; σ_xy 6, σ_rgb 0.1). ``stop_patience > 0`` ends a phase early
+once its loss stops improving (:class:`PhaseSchedule`, per image).
 
 Box supervision: a class channel's logits are −∞ outside the boxes of that class (training and
 inference), which replaces A2GNN's MIL loss and consistency check (not implemented).
@@ -77,7 +80,7 @@ class WindowGraph:
     ``bmm`` calls: a few large GEMMs, memory O(N·halo²), never an ``N×N`` matrix.
 
     ``tile=0``: one block, the whole grid, whose keys are its own nodes (no gather at all): per-pair tensors
-    are ``(B, N, N)``, the dense form, for grids no larger than a halo (:func:`choose_tile`).
+    are ``(B, N, N)``, the dense form, for grids where it is less work (:func:`choose_tile`, which ``layers`` informs).
 
     Several images share one graph (a batch, leading dimension ``B`` of the rows): the grid is the
     largest of them and each image's nodes are the top-left ``h_i×w_i`` corner (``sizes``); nodes
@@ -85,8 +88,9 @@ class WindowGraph:
     """
 
     def __init__(self, height: int, width: int, radius: int, tile: int | None = None,
-                 device: torch.device | str = "cpu", sizes: list[tuple[int, int]] | None = None) -> None:
-        tile = choose_tile(height, width, radius) if tile is None else tile
+                 device: torch.device | str = "cpu", sizes: list[tuple[int, int]] | None = None,
+                 layers: int = 3) -> None:
+        tile = choose_tile(height, width, radius, layers) if tile is None else tile
         self.height, self.width, self.radius, self.tile = height, width, radius, tile
         r = radius
         if tile == 0:  # one block of the whole grid, rows in raster order, keys = the rows
@@ -366,11 +370,25 @@ def standardise(features: torch.Tensor) -> torch.Tensor:
 
 #: block side of :class:`WindowGraph` on large grids (radius 3: halo 14, 196 key slots per query, 49 in its window)
 TILE = 8
-def choose_tile(height: int, width: int, radius: int) -> int:
-    """0 (one dense block) when the grid has no more nodes than one block's halo ``(TILE + 2r)²``: a dense
-    block is then never more work than a single tile's keys; else :data:`TILE` (``python -m benchmarks.a2gnn``:
-    on a 500×375 photo's ~3000 nodes, 8×8 tiles beat 4, 12 and 16)."""
-    return 0 if height * width <= (TILE + 2 * radius) ** 2 else TILE
+#: matrix products per epoch of the first attention layer (forward: cosines, aggregation; backward: the weights'
+#: gradient, the values', the cosines' to queries and keys) and of each fixed layer (forward, backward)
+FIRST_LAYER_PRODUCTS, FIXED_LAYER_PRODUCTS = 5, 2
+
+
+def choose_tile(height: int, width: int, radius: int, layers: int = 3) -> int:
+    """0 (one dense block) or :data:`TILE`, whichever does fewer multiply-adds per epoch.
+
+    Dense: every product is ``N×N`` (``N = h·w``) and the fixed layers are one precomputed matrix
+    (:class:`FixedPropagation`); tiled: ``rows × halo²`` per product (``rows`` = the grid padded to whole
+    tiles), each fixed layer its own. (``python -m benchmarks.a2gnn``: on a 500×375 photo's ~3000 nodes, 8×8
+    tiles beat 4, 12 and 16; on minivoc's 250–480 nodes the count decides as measured.)
+    """
+    nodes = height * width
+    rows = math.ceil(height / TILE) * math.ceil(width / TILE) * TILE * TILE
+    fixed = FIXED_LAYER_PRODUCTS if layers > 1 else 0
+    dense = (FIRST_LAYER_PRODUCTS + fixed) * nodes * nodes
+    tiled = (FIRST_LAYER_PRODUCTS + FIXED_LAYER_PRODUCTS * max(layers - 1, 0)) * rows * (TILE + 2 * radius) ** 2
+    return 0 if dense <= tiled else TILE
 
 
 #: batches up to this many graph rows train on one CPU thread: their operations are too small for intra-op
@@ -401,7 +419,7 @@ def train_a2gnn_batch(datas: list[PropagationInput], features: list[torch.Tensor
         chosen = [b for b, data in enumerate(datas) if _has_seeds(data, stride, features[b]) == trained]
         if not chosen:
             continue
-        rows = sum(_rows(features[b], params.radius) for b in chosen)
+        rows = sum(_rows(features[b], params.radius, params.layers) for b in chosen)
         threads = torch.get_num_threads()
         if rows <= SINGLE_THREAD_NODES:
             torch.set_num_threads(1)
@@ -415,9 +433,9 @@ def train_a2gnn_batch(datas: list[PropagationInput], features: list[torch.Tensor
     return results  # type: ignore[return-value]
 
 
-def _rows(features: torch.Tensor, radius: int) -> int:
+def _rows(features: torch.Tensor, radius: int, layers: int) -> int:
     height, width = features.shape[-2:]
-    tile = choose_tile(height, width, radius)
+    tile = choose_tile(height, width, radius, layers)
     return height * width if tile == 0 else math.ceil(height / tile) * math.ceil(width / tile) * tile * tile
 
 
@@ -490,7 +508,7 @@ def _train(datas: list[PropagationInput], features: list[torch.Tensor], stride: 
     sizes = [tuple(f.shape[-2:]) for f in features]
     height, width = max(h for h, _ in sizes), max(w for _, w in sizes)
     classes = [data.channels for data in datas]
-    graph = WindowGraph(height, width, params.radius, device=device, sizes=sizes)
+    graph = WindowGraph(height, width, params.radius, device=device, sizes=sizes, layers=params.layers)
     targets, allowed, inputs, raw, kernels = [], [], [], [], []
     for data, feature, (h, w) in zip(datas, features, sizes):
         target, mask = _targets(data, stride, h, w)
