@@ -317,7 +317,7 @@ def test_a2gnn_batch_gives_each_image_its_result_alone(patience):
 
 
 def test_phase_schedule_fixed_and_early_stopped():
-    fixed = A.PhaseSchedule(2, A.A2GNNParams(epochs=3))
+    fixed = A.PhaseSchedule(2, A.A2GNNParams(epochs=3, stop_patience=0))
     phases = []
     while fixed.training.any():
         phases.append(fixed.phase.tolist())

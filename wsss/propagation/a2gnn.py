@@ -195,19 +195,26 @@ class WindowAttention(nn.Module):
         super().__init__()
         self.beta = nn.Parameter(torch.ones(batch)) if learn_beta else None
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor, graph: WindowGraph) -> torch.Tensor:
-        """``x (..., M, C)`` rows; ``bias (B·T, tile², halo²)``: ``w·a_ij`` in the window, −∞ outside → like ``x``."""
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, graph: WindowGraph,
+                non_negative: bool = False) -> torch.Tensor:
+        """``x (..., M, C)`` rows; ``bias (B·T, tile², halo²)``: ``w·a_ij`` in the window, −∞ outside → like ``x``.
+
+        ``non_negative``: the caller knows ``x ≥ 0`` (a ReLU output), so no cosine is negative and the
+        ``cos < 0`` mask is skipped (it would drop nothing).
+        """
         values = graph.keys(x)
-        # cos(x_i, x_j) = ⟨x_i/‖x_i‖, x_j⟩ / ‖x_j‖: the keys' norms are gathered as one column, not the keys
-        # normalised; without β the cosines only mask (cos < 0), so no gradient flows through them
-        with torch.set_grad_enabled(torch.is_grad_enabled() and self.beta is not None):
-            norms = torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp(min=1e-12)
-            key_norms = graph.keys(norms).transpose(1, 2)  # (B·T, 1, halo²)
-            cos = torch.bmm(graph.queries(x / norms), values.transpose(1, 2)) / key_norms
-        logits = bias if self.beta is None else graph.per_block(self.beta) * cos + bias
-        drop = (cos.detach() < 0) & ~graph.is_self  # A2GNN: −∞ where cos < 0; a node always keeps itself
-        weights = torch.softmax(logits.masked_fill(drop, float("-inf")), dim=-1)
-        return torch.bmm(weights, values).reshape(x.shape)
+        norms = torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp(min=1e-12)
+        unit = x / norms
+        if self.beta is not None:  # β·cos + bias as one product: the queries scaled by β/‖x_i‖, the keys by 1/‖x_j‖
+            queries = graph.queries(unit) * graph.per_block(self.beta)
+            logits = torch.baddbmm(bias, queries, graph.keys(unit).transpose(1, 2))
+        else:
+            logits = bias
+        if not non_negative:  # A2GNN: −∞ where cos < 0; a node always keeps itself
+            with torch.no_grad():
+                cos = torch.bmm(graph.queries(unit), graph.keys(unit).transpose(1, 2))
+            logits = logits.masked_fill((cos < 0) & ~graph.is_self, float("-inf"))
+        return torch.bmm(torch.softmax(logits, dim=-1), values).reshape(x.shape)
 
 
 def initial_parameters(in_dim: int, hidden: int, classes: int,
@@ -295,7 +302,7 @@ class A2GNN(nn.Module):
         first (``FixedPropagation(bias, graph, layers − 1)``) → logits ``(B, M, C)``."""
         x = self.dropout(F.relu(torch.bmm(features, self.embed)), graph)
         if self.attention is not None:
-            x = fixed(self.attention(x, bias, graph))
+            x = fixed(self.attention(x, bias, graph, non_negative=True))
         return torch.baddbmm(self.classify_bias, self.dropout(x, graph), self.classify_weight)
 
 
@@ -536,7 +543,7 @@ def _train(datas: list[PropagationInput], features: list[torch.Tensor], stride: 
         return model(input_rows, bias, graph, fixed).masked_fill(~allowed_rows, -1e4)
 
     if trained:
-        optimiser = torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+        optimiser = torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.weight_decay, foreach=True)
         schedule = PhaseSchedule(len(datas), params, device)
         frozen = [p.detach().clone() for p in model.parameters()]  # every parameter is batched on dim 0
         model.train()
