@@ -200,6 +200,10 @@ class BoxMaskLossSettings:
     local_weight: float = 1.0
     #: GP pass 1 (guided by the ImageNet-normalised image) and pass 2 (guided by pass 1's output)
     zeta_image: float = 0.01
+    #: σ (px of the network's input) of the Gaussian blur of the guide image, as the offline APro propagator's
+    #: ``guide_blur``: APro's guide is the image resized to the mask resolution (smooth); at ζ 0.01 an unblurred
+    #: textured region's edges (median ‖Δg‖² ≈ 0.01 on minivoc) carry weight e^-100, no propagation at all
+    guide_blur: float = 2.0
     zeta_mask: float = 0.07
     local_kernel: int = 5
     local_zeta: float = 0.15

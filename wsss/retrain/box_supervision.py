@@ -6,6 +6,7 @@ trained towards inside the box, plus a projection loss that ties the mask's exte
 network is Mask R-CNN: every positive RoI's ``M×M`` mask prediction (the matched box's class) is the mask,
 and the image crop of the same RoI grid is the guide, so all three losses live in the RoI frame.
 
+* guide: the network's input image, Gaussian-blurred (``guide_blur``), sampled on the RoI grid;
 * box mask ``b`` (:func:`roi_box_masks`): the RoI grid cells whose centre lies inside the matched ground-truth
   box (the filled box as Mask R-CNN's own mask target would sample it);
 * projection (:func:`box_projection_loss`): dice between the x (and y) max-projections of the mask and of ``b``;
@@ -20,8 +21,11 @@ per instance). The kernels run on the tensors' device (CPU or CUDA).
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torchvision.ops import box_iou, roi_align
+from torchvision.transforms.functional import gaussian_blur
 
 from kernels import grid_mst, local_propagation, minimax_propagation
 from wsss.params import BoxMaskLossSettings
@@ -187,7 +191,11 @@ class AProMaskLoss:
         grown = [_grow(p.float(), context / size) for p in proposals]
         full = size + 2 * context
         # one list entry per image (empty ones included): roi_align reads the list index as the batch index
-        guide = roi_align(images.float(), grown, (full, full), spatial_scale=1.0, sampling_ratio=2)
+        source = images.float()
+        if self.settings.guide_blur > 0:
+            sigma = self.settings.guide_blur
+            source = gaussian_blur(source, [2 * math.ceil(3 * sigma) + 1] * 2, [sigma, sigma])
+        guide = roi_align(source, grown, (full, full), spatial_scale=1.0, sampling_ratio=2)
         box_masks = roi_box_masks(torch.cat(grown), boxes_all.float(), full)
         grown_probs = 0.5 * box_masks
         grown_probs[:, context:context + size, context:context + size] = probs
