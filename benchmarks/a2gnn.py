@@ -1,24 +1,27 @@
-"""A2GNN propagation: the stage's batched, windowed network against the straightforward dense reference.
+"""A2GNN propagation: the stage's network against the straightforward dense reference.
 
     python -m benchmarks.a2gnn                          # minivoc and VOC sizes, prints the table, writes JSON
     python -m benchmarks.a2gnn --quick                  # a few epochs, a few images (a smoke run)
-    python -m benchmarks.a2gnn --run results/minivoc/point/a2gnn/propagate --images 200   # + mIoU on real inputs
+    python -m benchmarks.a2gnn --run results/minivoc/image/a2gnn/propagate --images 100   # + mIoU on real inputs
+    python -m benchmarks.a2gnn --compose dataset=minivoc supervision=image propagation=a2gnn ... --images 100
 
-**Speed** (synthetic inputs, the same for both): images at minivoc size (width 144–192, height 112–160, drawn
+**Speed** (synthetic inputs, the same for all rows): images at minivoc size (width 144–192, height 112–160, drawn
 per image as minivoc draws them) and at VOC size (500×375), node features at A2GNN's node stride 8 (the
 32-channel AffinityNet of minivoc pooled), seeds in a few blobs of 2–3 classes. Per image, in the same
-process and thread setting: the reference (:mod:`benchmarks.a2gnn_reference`, dense ``N×N`` per image, one
-image after the other), the stage's network as the stage runs it by default (one image at a time) and in
-batches of ``--batch-images``. Seconds per image are the total over the images divided by their number;
-``speedup`` is the reference's seconds per image over the stage's; ``agreement`` the share of nodes whose
-arg-max is the same as the reference's (the two draw their dropout masks differently, so the scores differ by
-training noise; without dropout they agree to 1e-5, ``tests/test_weak_propagators.py``).
+process and thread setting: the reference (:mod:`benchmarks.a2gnn_reference`, dense ``N×N`` per image, the seed's
+fixed 2×``epochs``), the stage's network with the same fixed schedule (``stop_patience=0``), the stage as it runs
+by default (early stopping, one image at a time) and in batches of ``--batch-images``. Seconds per image are the
+total over the images divided by their number; ``speedup`` is the reference's seconds per image over the
+stage's; ``agreement`` the share of nodes whose arg-max is the same as the reference's (the two draw their
+dropout masks differently, so the scores differ by training noise; without dropout they agree to 1e-5,
+``tests/test_weak_propagators.py``).
 
-**Quality** (``--run``, a finished ``propagate`` folder of the a2gnn recipe): its inputs (AffinityNet,
-seeds, CAMs as its ``.hydra/config.yaml`` names them) on the first ``--images`` images of its split,
-propagated by the stage and by the reference with the stage's own code around them (features, random-walk
-blend, box masks), then the CRF of the recipe's ``crf`` folder beside it (A2GNN's kernels if it has not run):
-mIoU of both against the ground truth, before and after the CRF.
+**Quality** (``--run``, a finished ``propagate`` folder of the a2gnn recipe, or ``--compose`` with that job's
+overrides as ``snakemake -n -p`` prints them): its inputs (AffinityNet, seeds, CAMs) on the first ``--images``
+images of its split, propagated by the reference, the stage with the fixed schedule and the stage as configured,
+each with the stage's own code around the network (features, random-walk blend, box masks), then the CRF of the
+recipe's ``crf`` folder (A2GNN's kernels if it has not run): mIoU against the ground truth before and after the
+CRF, seconds per image of the whole propagation and of the network alone, mean epochs.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -405,3 +407,16 @@ def test_a2gnn_trains_where_its_features_are(monkeypatch):
     with pytest.raises(_Reached):
         A.a2gnn_propagate(data, torch.zeros(4, 6, 8, device="meta"), 4, A.A2GNNParams(hidden=8, epochs=1, radius=1))
     assert {device.type for device in seen.values()} == {"meta"}
+
+
+def test_a2gnn_benchmark_quick_run_writes_every_row(tmp_path):
+    """The benchmark's speed table (a smoke run: 2+2 epochs) has the reference, fixed-schedule and stage rows."""
+    from benchmarks import a2gnn as bench
+
+    out = tmp_path / "a2gnn.json"
+    assert bench.main(["--quick", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert [case["case"] for case in report["speed"]] == ["minivoc", "voc 500x375"]
+    for case in report["speed"]:
+        assert case["reference_epochs"] == 4 and 0 < case["stage_mean_epochs"] <= 4
+        assert case["speedup"] > 0 and case["speedup_fixed_schedule"] > 0 and 0.5 < case["agreement"] <= 1.0
