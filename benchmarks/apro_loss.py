@@ -18,6 +18,9 @@ each propagation op of the kernels against the reference of APro's own algorithm
 channel, as APro's ``gp_cuda`` runs on the CPU) and ``local_propagation`` against APro's ``F.unfold`` form
 (``kernels.reference.local_propagation``); outputs must agree (max abs difference printed).
 
+Last, the signal the propagation losses carry (:func:`target_signal`): from a mask that fills its box, the
+mean GP and LP targets on the box's object and background cells, per GP pass-1 ζ.
+
 Printed and written to ``<out>/bench.json``. Timings need an idle machine.
 """
 
@@ -152,6 +155,57 @@ def compare_ops(captured: list) -> list[dict]:
              "speedup": slow / fast, "max_abs_diff": diff} for key, (fast, slow, diff) in totals.items()]
 
 
+def target_signal(dataset, settings, zetas: Sequence[float], images: int) -> list[dict]:
+    """What the propagation losses would teach a mask that fills its box, per GP pass-1 ζ.
+
+    For every object of the first ``images`` images: its box's RoI grown as in training, the filled box as the
+    mask (what the filled-box model predicts), the guide as :class:`AProMaskLoss` builds it (blurred image on the
+    RoI grid) and the object's true mask on the same grid. The mean GP and LP targets over the box's object cells
+    and over its background cells: a loss that carves the box pulls background below object; equal means say
+    the propagation passes no information at that ζ.
+    """
+    import dataclasses
+
+    import numpy as np
+    from torchvision.ops import roi_align
+    from torchvision.transforms.functional import gaussian_blur
+
+    from wsss.data.transforms import normalize
+    from wsss.retrain.box_supervision import _grow, propagation_targets, roi_box_masks
+
+    size = 28
+    context = int(round(settings.context * size))
+    full = size + 2 * context
+    rows = []
+    for zeta in zetas:
+        chosen = dataclasses.replace(settings, zeta_image=zeta)
+        sums = {"gp_object": [], "gp_background": [], "lp_object": [], "lp_background": []}
+        for image_id in dataset.ids[:images]:
+            image = torch.from_numpy(normalize(dataset.load_image(image_id)))[None].float()
+            if chosen.guide_blur > 0:
+                image = gaussian_blur(image, [2 * int(np.ceil(3 * chosen.guide_blur)) + 1] * 2, [chosen.guide_blur] * 2)
+            masks, _ = dataset.instances(image_id)
+            for mask in masks:
+                ys, xs = np.nonzero(mask)
+                box = torch.tensor([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], dtype=torch.float32)
+                grown = _grow(box, context / size)
+                guide = roi_align(image, [grown], (full, full), 1.0, 2)
+                box_mask = roi_box_masks(grown, box, full)
+                truth = roi_align(torch.from_numpy(mask.astype(np.float32))[None, None], [grown], (full, full),
+                                  1.0, 2)[0, 0] > 0.5
+                global_target, local_target = propagation_targets(box_mask.clone(), guide, box_mask, chosen)
+                inside = box_mask[0] > 0
+                obj, background = inside & truth, inside & ~truth
+                if obj.sum() < 5 or background.sum() < 5:
+                    continue
+                for name, target in (("gp", global_target[0]), ("lp", local_target[0])):
+                    sums[f"{name}_object"].append(target[obj].mean().item())
+                    sums[f"{name}_background"].append(target[background].mean().item())
+        rows.append({"zeta_image": zeta, "objects": len(sums["gp_object"]),
+                     **{name: float(np.mean(values)) for name, values in sums.items()}})
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=str(REPO_ROOT / "data" / "minivoc"))
@@ -160,6 +214,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", default=str(REPO_ROOT / "results" / "benchmarks" / "apro_loss"))
+    parser.add_argument("--signal-images", type=int, default=40,
+                        help="images for the target-signal table (0: skip it)")
+    parser.add_argument("--signal-zetas", type=float, nargs="+", default=[0.01, 0.03, 0.1])
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     from wsss.data.voc import VOCDataset
@@ -192,6 +249,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     for op in ops:
         print(f"  {op['op']:<42} {op['kernel_ms']:8.2f} ms vs {op['reference_ms']:8.2f} ms  "
               f"{op['speedup']:6.1f}x  (max |diff| {op['max_abs_diff']:.1e}; {op['roi_sizes']}; {op['reference']})")
+    if args.signal_images > 0:
+        from wsss.params import BoxMaskLossSettings
+
+        record["signal"] = target_signal(samples.dataset, BoxMaskLossSettings(kind="apro"), args.signal_zetas,
+                                         args.signal_images)
+        print(f"Targets from a filled-box mask ({args.signal_images} train images; object / background cells "
+              "inside the box):")
+        for row in record["signal"]:
+            print(f"  GP zeta_image {row['zeta_image']:<5} GP {row['gp_object']:.3f} / {row['gp_background']:.3f}"
+                  f"   LP {row['lp_object']:.3f} / {row['lp_background']:.3f}   ({row['objects']} objects)")
     save_json(Path(args.out) / "bench.json", record)
     print(f"written: {Path(args.out) / 'bench.json'}")
     return 0

@@ -169,3 +169,30 @@ def test_box_samples_fill_the_annotated_boxes(tmp_path):
         x0, y0, x1, y1 = b.box
         assert target["boxes"][k].tolist() == [x0, y0, x1 + 1, y1 + 1]
         assert target["masks"][k].sum() == (x1 - x0 + 1) * (y1 - y0 + 1) == target["masks"][k, y0:y1 + 1, x0:x1 + 1].sum()
+
+
+def test_target_signal_carves_the_background_of_a_flat_box():
+    """From a filled-box mask on a flat object in a flat background, both propagations pull the box's background
+    cells below its object cells (the diagnostic of ``benchmarks.apro_loss``)."""
+    from benchmarks.apro_loss import target_signal
+
+    class OneImage:
+        ids = ["a"]
+
+        def load_image(self, image_id):
+            image = np.full((64, 80, 3), (40, 120, 40), np.uint8)
+            image[20:44, 24:40] = (200, 30, 30)      # the object's body: the left part of its box
+            image[20:26, 40:56] = (200, 30, 30)      # and a thin arm that makes the box wider than the body
+            return image
+
+        def instances(self, image_id):
+            mask = np.zeros((1, 64, 80), bool)
+            mask[0, 20:44, 24:40] = True
+            mask[0, 20:26, 40:56] = True
+            return mask, np.array([1])
+
+    dataset = OneImage()
+    row, = target_signal(dataset, SETTINGS, [0.01], 1)
+    assert row["objects"] == 1
+    assert row["lp_background"] < row["lp_object"] - 0.2
+    assert row["gp_background"] < row["gp_object"] - 0.2
