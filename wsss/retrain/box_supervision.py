@@ -10,7 +10,7 @@ and the image crop of the same RoI grid is the guide, so all three losses live i
 * box mask ``b`` (:func:`roi_box_masks`): the RoI grid cells whose centre lies inside the matched ground-truth
   box (the filled box as Mask R-CNN's own mask target would sample it);
 * projection (:func:`box_projection_loss`): dice between the x (and y) max-projections of the mask and of ``b``;
-* global (:func:`propagation_targets`): ``s1 = GP(m, guide, ζ 0.01)``, ``s2 = GP(s1, s1, ζ 0.07)`` on the guide's
+* global (:func:`propagation_targets`): ``s1 = GP(m, guide, ζ 0.03)``, ``s2 = GP(s1, s1, ζ 0.07)`` on the guide's
   MST (``kernels.grid_mst``, ``kernels.minimax_propagation``), loss ``Σ|s2 − m|·b / Σb``;
 * local: ``kernels.local_propagation`` (k 5, ζ 0.15, 20 iterations) from ``m⊙b``, loss ``Σ|m − lp|·b / Σb``.
 
