@@ -168,10 +168,9 @@ def target_signal(dataset, settings, zetas: Sequence[float], images: int) -> lis
 
     import numpy as np
     from torchvision.ops import roi_align
-    from torchvision.transforms.functional import gaussian_blur
 
     from wsss.data.transforms import normalize
-    from wsss.retrain.box_supervision import _grow, propagation_targets, roi_box_masks
+    from wsss.retrain.box_supervision import _grow, blurred_guide, propagation_targets, roi_box_masks
 
     size = 28
     context = int(round(settings.context * size))
@@ -181,9 +180,7 @@ def target_signal(dataset, settings, zetas: Sequence[float], images: int) -> lis
         chosen = dataclasses.replace(settings, zeta_image=zeta)
         sums = {"gp_object": [], "gp_background": [], "lp_object": [], "lp_background": []}
         for image_id in dataset.ids[:images]:
-            image = torch.from_numpy(normalize(dataset.load_image(image_id)))[None].float()
-            if chosen.guide_blur > 0:
-                image = gaussian_blur(image, [2 * int(np.ceil(3 * chosen.guide_blur)) + 1] * 2, [chosen.guide_blur] * 2)
+            image = blurred_guide(torch.from_numpy(normalize(dataset.load_image(image_id)))[None], chosen)
             masks, _ = dataset.instances(image_id)
             for mask in masks:
                 ys, xs = np.nonzero(mask)

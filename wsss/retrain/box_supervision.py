@@ -191,15 +191,21 @@ class AProMaskLoss:
         grown = [_grow(p.float(), context / size) for p in proposals]
         full = size + 2 * context
         # one list entry per image (empty ones included): roi_align reads the list index as the batch index
-        source = images.float()
-        if self.settings.guide_blur > 0:
-            sigma = self.settings.guide_blur
-            source = gaussian_blur(source, [2 * math.ceil(3 * sigma) + 1] * 2, [sigma, sigma])
-        guide = roi_align(source, grown, (full, full), spatial_scale=1.0, sampling_ratio=2)
+        guide = roi_align(blurred_guide(images, self.settings), grown, (full, full), spatial_scale=1.0,
+                          sampling_ratio=2)
         box_masks = roi_box_masks(torch.cat(grown), boxes_all.float(), full)
         grown_probs = 0.5 * box_masks
         grown_probs[:, context:context + size, context:context + size] = probs
         return apro_losses(grown_probs, guide, box_masks, self.settings, ramp, context)
+
+
+def blurred_guide(images: torch.Tensor, settings: BoxMaskLossSettings) -> torch.Tensor:
+    """``(B, 3, H, W)`` normalised images → the guide the RoIs are sampled from (Gaussian, σ = ``guide_blur``)."""
+    source = images.float()
+    if settings.guide_blur > 0:
+        sigma = settings.guide_blur
+        source = gaussian_blur(source, [2 * math.ceil(3 * sigma) + 1] * 2, [sigma, sigma])
+    return source
 
 
 def _grow(rois: torch.Tensor, fraction: float) -> torch.Tensor:
