@@ -11,3 +11,4 @@ from kernels.local_propagation import local_propagation
 from kernels.random_walk import direction_offsets, pair_affinity_from_features, random_walk
 from kernels.superpixel import superpixel_pool, superpixel_upsample
 from kernels.tree import grid_mst, minimax_propagation, minimax_propagation_apro_reference, tree_filter
+from kernels.window import window_aggregate, window_dot, window_self_dot, window_transpose

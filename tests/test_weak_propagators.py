@@ -186,8 +186,8 @@ def brute_attention(x, features, radius, beta, adjacency_weight):
     return out
 
 
-@pytest.mark.parametrize("tile", [0, 2, 4, 8])
-def test_window_attention_matches_the_definition(tile):
+@pytest.mark.parametrize("tile", [A.WINDOW, 0, 2, 4, 8])
+def test_window_attention_matches_the_definition(tile, kernels_built):
     torch.manual_seed(0)
     height, width, radius = 7, 10, 2
     x = torch.randn(5, height, width)
@@ -202,8 +202,8 @@ def test_window_attention_matches_the_definition(tile):
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("tile", [0, 4])
-def test_fixed_layers_are_the_attention_layers_without_beta_on_non_negative_input(tile):
+@pytest.mark.parametrize("tile", [A.WINDOW, 0, 4])
+def test_fixed_layers_are_the_attention_layers_without_beta_on_non_negative_input(tile, kernels_built):
     """Past the first layer β is 0 and the cos < 0 mask never applies to ReLU outputs: the layers are a fixed
     matrix, precomputed once (as its power on a dense block)."""
     torch.manual_seed(1)

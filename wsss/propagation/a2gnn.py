@@ -7,9 +7,9 @@ Graph. Nodes are the cells of the AffinityNet feature map average-pooled to ``gr
 node stride; 0 keeps the AffinityNet's stride), ``h×w`` nodes. Each node
 is linked to every node of its ``(2r+1)²`` square window (itself included), as A2GNN's ``unfold``
 window; the edge prior is the AffinityNet affinity ``a_ij = exp(−mean_c |f_i − f_j|)``. The window
-is never a dense ``N×N`` matrix (A2GNN builds one with a Python double loop): attention and
-adjacency run blockwise (:class:`WindowGraph`: blocks of query nodes against their halo, batched
-GEMMs, pairs outside the window masked).
+is never a dense ``N×N`` matrix (A2GNN builds one with a Python double loop): on the CPU attention and
+adjacency are per-pair tensors over the window's offsets with compiled products (:mod:`kernels.window`), on a GPU
+blocks of query nodes against their halo, batched GEMMs, pairs outside the window masked (:class:`WindowGraph`).
 
 Network (A2GNN / AGNN):
 
@@ -81,6 +81,9 @@ class WindowGraph:
 
     ``tile=0``: one block, the whole grid, whose keys are its own nodes (no gather at all): per-pair tensors
     are ``(B, N, N)``, the dense form, for grids where it is less work (:func:`choose_tile`, which ``layers`` informs).
+    ``tile=WINDOW`` (the CPU's layout): rows in raster order, per-pair tensors ``(B, N, D)`` over the window's ``D``
+    offsets only, the products compiled loops (:mod:`kernels.window`). :meth:`products` and :meth:`aggregate` are
+    the two pair operations in every layout.
 
     Several images share one graph (a batch, leading dimension ``B`` of the rows): the grid is the
     largest of them and each image's nodes are the top-left ``h_i×w_i`` corner (``sizes``); nodes
@@ -90,9 +93,12 @@ class WindowGraph:
     def __init__(self, height: int, width: int, radius: int, tile: int | None = None,
                  device: torch.device | str = "cpu", sizes: list[tuple[int, int]] | None = None,
                  layers: int = 3) -> None:
-        tile = choose_tile(height, width, radius, layers) if tile is None else tile
+        tile = choose_tile(height, width, radius, layers, device) if tile is None else tile
         self.height, self.width, self.radius, self.tile = height, width, radius, tile
         r = radius
+        if tile == WINDOW:
+            self._init_window(device, sizes)
+            return
         if tile == 0:  # one block of the whole grid, rows in raster order, keys = the rows
             self.rows = self.cols = 1
             block_h, block_w, margin = height, width, 0
@@ -136,6 +142,32 @@ class WindowGraph:
         for name in ("row_y", "row_x", "inside", "row_of", "halo_rows", "halo_inside", "in_window", "is_self"):
             setattr(self, name, getattr(self, name).to(device))
 
+    def _init_window(self, device: torch.device | str, sizes: list[tuple[int, int]] | None) -> None:
+        """``tile = WINDOW``: rows in raster order (one block), per-pair tensors ``(B, N, D)`` over the window's
+        ``D = (2r+1)²`` offsets (:func:`window_offsets`), the products through :mod:`kernels.window`."""
+        height, width, r = self.height, self.width, self.radius
+        self.rows = self.cols = 1
+        self.block_size, self.block_keys = height * width, (2 * r + 1) ** 2
+        ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+        self.row_y, self.row_x = ys.reshape(-1), xs.reshape(-1)
+        self.sizes = [(int(h), int(w)) for h, w in (sizes or [(height, width)])]
+        self.inside = torch.stack([(self.row_y < h) & (self.row_x < w) for h, w in self.sizes])
+        self.row_of = torch.arange(height * width).reshape(height, width)
+        offsets = torch.tensor(window_offsets(r))
+        #: ``(1, D)``: every pair is in the window; pair ``D // 2`` is the node itself
+        self.in_window = torch.ones(1, len(offsets), dtype=torch.bool)
+        self.is_self = (offsets == 0).all(dim=1)[None]
+        #: ``(B, N, D)``: the neighbour is a node of the image (inside the grid and the image's own size)
+        self._pair_valid = torch.stack([_pad(window_valid(h, w, r).float(), height, width).reshape(len(offsets), -1) > 0
+                                        for h, w in self.sizes]).transpose(1, 2)
+        for name in ("row_y", "row_x", "inside", "row_of", "in_window", "is_self", "_pair_valid"):
+            setattr(self, name, getattr(self, name).to(device))
+
+    @property
+    def windowed(self) -> bool:
+        """Per-pair tensors over the window's offsets (``tile = WINDOW``), not blocks of GEMMs."""
+        return self.tile == WINDOW
+
     @property
     def batch(self) -> int:
         return len(self.sizes)
@@ -164,7 +196,9 @@ class WindowGraph:
 
     def keys(self, rows: torch.Tensor) -> torch.Tensor:
         """``(M, C)`` → ``(T, halo², C)``, ``(B, M, C)`` → ``(B·T, halo², C)`` halo rows (slots outside the grid
-        hold row 0: mask them, :meth:`key_valid`)."""
+        hold row 0: mask them, :meth:`key_valid`). Not in the window layout (its keys are never gathered)."""
+        if self.windowed:
+            raise ValueError("WindowGraph.keys: the window layout has no key blocks (use products / aggregate)")
         batched = rows.reshape(-1, self.size, rows.shape[-1])
         if self.tile == 0:  # the block's keys are its rows
             return batched
@@ -176,9 +210,55 @@ class WindowGraph:
         return rows.reshape(-1, self.block_size, rows.shape[-1])
 
     def key_valid(self) -> torch.Tensor:
-        """``(B·T, 1, halo²)``: the halo slot is a node of the block's image."""
+        """``(B·T, 1, halo²)``: the halo slot is a node of the block's image (window layout: ``(B, N, D)``, the
+        neighbour is)."""
+        if self.windowed:
+            return self._pair_valid
         inside = self.inside[:, self.halo_rows] & self.halo_inside
         return inside.reshape(self.batch * self.blocks, 1, -1)
+
+    def _grid_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """``(B, N, C)`` raster rows → the ``(B, h, w, C)`` view :mod:`kernels.window` takes."""
+        return rows.reshape(-1, self.height, self.width, rows.shape[-1])
+
+    def products(self, queries: torch.Tensor, keys: torch.Tensor, scale: torch.Tensor | None = None,
+                 bias: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-pair ``bias + scale_b · ⟨q_i, k_j⟩`` (``(B·T, tile², halo²)``, window layout ``(B, N, D)``) of the
+        rows ``queries, keys (B, M, C)``; ``scale (B,)`` per image (default 1), ``bias`` per pair (default 0).
+        ``keys is queries`` (a cosine of a row with itself) takes the window's symmetric form."""
+        if self.windowed:
+            from kernels.window import window_dot, window_self_dot
+
+            grid = self._grid_rows(queries)
+            dots = (window_self_dot(grid, self.radius) if keys is queries
+                    else window_dot(grid, self._grid_rows(keys), self.radius)).reshape(grid.shape[0], self.size, -1)
+            if scale is not None:
+                dots = dots * scale.reshape(-1, 1, 1)
+            return dots if bias is None else dots + bias
+        scaled = self.queries(queries) if scale is None else self.queries(queries) * self.per_block(scale)
+        key_rows = self.keys(keys).transpose(1, 2)
+        return torch.bmm(scaled, key_rows) if bias is None else torch.baddbmm(bias, scaled, key_rows)
+
+    def aggregate(self, weights: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """``x_i ← Σ_j weights_ij x_j`` for per-pair ``weights`` (as :meth:`products` returns) and rows ``(B, M, C)``."""
+        if self.windowed:
+            from kernels.window import window_aggregate
+
+            grid = self._grid_rows(rows)
+            pairs = weights.reshape(*grid.shape[:3], -1)
+            return window_aggregate(pairs, grid, self.radius).reshape(rows.shape)
+        return torch.bmm(weights, self.keys(rows)).reshape(rows.shape)
+
+    def pair_l1(self, rows: torch.Tensor) -> torch.Tensor:
+        """Per-pair ``Σ_c |r_i − r_j|`` of rows ``(B, M, C)`` (pairs outside the grid: any value, mask them)."""
+        if not self.windowed:
+            return torch.cdist(self.queries(rows), self.keys(rows), p=1)
+        r = self.radius
+        grid = F.pad(self._grid_rows(rows).permute(0, 3, 1, 2), (r,) * 4)  # (B, C, h+2r, w+2r)
+        centre = grid[..., r : r + self.height, r : r + self.width]
+        distance = torch.stack([(shifted(grid[b], r, dy, dx, self.height, self.width) - centre[b]).abs().sum(0)
+                                for b in range(grid.shape[0]) for dy, dx in window_offsets(r)])
+        return distance.reshape(grid.shape[0], -1, self.size).transpose(1, 2)
 
     def per_block(self, values: torch.Tensor) -> torch.Tensor:
         """``(B,)`` per-image values → ``(B·T, 1, 1)``, one per block."""
@@ -202,19 +282,15 @@ class WindowAttention(nn.Module):
         ``non_negative``: the caller knows ``x ≥ 0`` (a ReLU output), so no cosine is negative and the
         ``cos < 0`` mask is skipped (it would drop nothing).
         """
-        values = graph.keys(x)
         norms = torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp(min=1e-12)
         unit = x / norms
-        if self.beta is not None:  # β·cos + bias as one product: the queries scaled by β/‖x_i‖, the keys by 1/‖x_j‖
-            queries = graph.queries(unit) * graph.per_block(self.beta)
-            logits = torch.baddbmm(bias, queries, graph.keys(unit).transpose(1, 2))
-        else:
-            logits = bias
+        # β·cos + bias as one product: the queries scaled by β/‖x_i‖, the keys by 1/‖x_j‖
+        logits = bias if self.beta is None else graph.products(unit, unit, self.beta, bias)
         if not non_negative:  # A2GNN: −∞ where cos < 0; a node always keeps itself
             with torch.no_grad():
-                cos = torch.bmm(graph.queries(unit), graph.keys(unit).transpose(1, 2))
+                cos = graph.products(unit, unit)
             logits = logits.masked_fill((cos < 0) & ~graph.is_self, float("-inf"))
-        return torch.bmm(torch.softmax(logits, dim=-1), values).reshape(x.shape)
+        return graph.aggregate(torch.softmax(logits, dim=-1), x)
 
 
 def initial_parameters(in_dim: int, hidden: int, classes: int,
@@ -253,7 +329,7 @@ class FixedPropagation:
         if self.dense:
             return torch.bmm(self.weights, x)
         for _ in range(self.steps):
-            x = torch.bmm(self.weights, self.graph.keys(x)).reshape(x.shape)
+            x = self.graph.aggregate(self.weights, x)
         return x
 
 
@@ -285,16 +361,20 @@ class A2GNN(nn.Module):
         self.attention = WindowAttention(True, len(classes)).to(device) if params.layers > 0 else None
 
     def dropout(self, x: torch.Tensor, graph: WindowGraph) -> torch.Tensor:
-        """Inverted dropout of ``x (B, M, C)``, each image's mask drawn over its own ``h_i·w_i`` nodes."""
-        keep = 1.0 - self.params.dropout
+        """Inverted dropout of ``x (B, M, C)``, each image's mask drawn over its own ``h_i·w_i`` nodes.
+
+        A value is kept when a 16-bit uniform draw is below ``round(65536·(1 − p))`` (:func:`keep_masks`)."""
         if not self.training or self.params.dropout <= 0:
             return x
-        scale = x.new_zeros(x.shape)
-        for b, ((height, width), generator) in enumerate(zip(graph.sizes, self.generators)):
-            rows = graph.row_of[:height, :width].reshape(-1)
-            drawn = torch.rand(len(rows), x.shape[-1], generator=generator).to(x.device)
-            scale[b, rows] = (drawn < keep).to(x.dtype) / keep
-        return x * scale
+        keep = 1.0 - self.params.dropout
+        masks = keep_masks(graph, x.shape[-1], keep, self.generators)
+        if len(masks) == 1 and masks[0].shape[0] == x.shape[1]:  # one image over the whole grid: no scatter
+            scale = masks[0].to(x.device, x.dtype)[None]
+        else:
+            scale = x.new_zeros(x.shape)
+            for b, ((height, width), kept) in enumerate(zip(graph.sizes, masks)):
+                scale[b, graph.row_of[:height, :width].reshape(-1)] = kept.to(x.device, x.dtype)
+        return x * scale.mul_(1.0 / keep)
 
     def forward(self, features: torch.Tensor, bias: torch.Tensor, graph: WindowGraph,
                 fixed: FixedPropagation) -> torch.Tensor:
@@ -306,12 +386,23 @@ class A2GNN(nn.Module):
         return torch.baddbmm(self.classify_bias, self.dropout(x, graph), self.classify_weight)
 
 
+def keep_masks(graph: WindowGraph, channels: int, keep: float, generators: list[torch.Generator]) -> list[torch.Tensor]:
+    """Per image ``(h_i·w_i, channels)`` bool dropout masks in the image's raster order, kept with probability
+    ``round(65536·keep) / 65536`` (exactly ``keep`` at A2GNN's 0.5): four 16-bit draws from each 64-bit word of
+    the image's generator, a third of the cost of one float draw per value."""
+    threshold = round(keep * 65536) - 32768  # signed 16-bit draws: P(draw < threshold) = (threshold + 32768) / 65536
+    masks = []
+    for (height, width), generator in zip(graph.sizes, generators):
+        count = height * width * channels
+        words = torch.empty(-(-count // 4), dtype=torch.int64).random_(-2 ** 63, None, generator=generator)
+        masks.append((words.view(torch.int16)[:count] < threshold).reshape(height * width, channels))
+    return masks
+
+
 def attention_bias(features: torch.Tensor, params: A2GNNParams, graph: WindowGraph) -> torch.Tensor:
     """``(B·T, tile², halo²)``: ``adjacency_weight · a_ij`` (``a_ij = exp(−mean_c |f_i − f_j|)`` of the raw
     features ``(..., F, h, w)``) inside the window and the image, −∞ elsewhere (the query itself always kept)."""
-    rows = graph.to_rows(features)
-    queries, keys = graph.queries(rows), graph.keys(rows)
-    distance = torch.cdist(queries, keys, p=1) / features.shape[-3]
+    distance = graph.pair_l1(graph.to_rows(features)) / features.shape[-3]
     keep = (graph.in_window[None] & graph.key_valid()) | graph.is_self[None]
     return (params.adjacency_weight * torch.exp(-distance)).masked_fill(~keep, float("-inf"))
 
@@ -377,19 +468,26 @@ def standardise(features: torch.Tensor) -> torch.Tensor:
 
 #: block side of :class:`WindowGraph` on large grids (radius 3: halo 14, 196 key slots per query, 49 in its window)
 TILE = 8
+#: ``tile`` of :class:`WindowGraph` for the window layout: per-pair tensors over the window's offsets, products
+#: through the compiled :mod:`kernels.window` ops (CPU)
+WINDOW = -1
 #: matrix products per epoch of the first attention layer (forward: cosines, aggregation; backward: the weights'
 #: gradient, the values', the cosines' to queries and keys) and of each fixed layer (forward, backward)
 FIRST_LAYER_PRODUCTS, FIXED_LAYER_PRODUCTS = 5, 2
 
 
-def choose_tile(height: int, width: int, radius: int, layers: int = 3) -> int:
-    """0 (one dense block) or :data:`TILE`, whichever does fewer multiply-adds per epoch.
+def choose_tile(height: int, width: int, radius: int, layers: int = 3, device: torch.device | str = "cpu") -> int:
+    """The layout of :class:`WindowGraph`: :data:`WINDOW` on the CPU, else 0 (one dense block) or :data:`TILE`,
+    whichever does fewer multiply-adds per epoch.
 
+    Window: ``N·D`` products of ``D = (2r+1)²`` pairs per node, compiled loops (on minivoc's ~400-node grids a
+    fraction of the dense GEMMs' time, ``python -m benchmarks.a2gnn``). On a GPU the GEMMs are the faster form.
     Dense: every product is ``N×N`` (``N = h·w``) and the fixed layers are one precomputed matrix
     (:class:`FixedPropagation`); tiled: ``rows × halo²`` per product (``rows`` = the grid padded to whole
-    tiles), each fixed layer its own. (``python -m benchmarks.a2gnn``: on a 500×375 photo's ~3000 nodes, 8×8
-    tiles beat 4, 12 and 16; on minivoc's 250–480 nodes the count decides as measured.)
+    tiles), each fixed layer its own. (On a 500×375 photo's ~3000 nodes, 8×8 tiles beat 4, 12 and 16.)
     """
+    if torch.device(device).type == "cpu":
+        return WINDOW
     nodes = height * width
     rows = math.ceil(height / TILE) * math.ceil(width / TILE) * TILE * TILE
     fixed = FIXED_LAYER_PRODUCTS if layers > 1 else 0
@@ -442,8 +540,8 @@ def train_a2gnn_batch(datas: list[PropagationInput], features: list[torch.Tensor
 
 def _rows(features: torch.Tensor, radius: int, layers: int) -> int:
     height, width = features.shape[-2:]
-    tile = choose_tile(height, width, radius, layers)
-    return height * width if tile == 0 else math.ceil(height / tile) * math.ceil(width / tile) * tile * tile
+    tile = choose_tile(height, width, radius, layers, features.device)
+    return height * width if tile in (0, WINDOW) else math.ceil(height / tile) * math.ceil(width / tile) * tile * tile
 
 
 def _targets(data: PropagationInput, stride: int, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -543,9 +641,10 @@ def _train(datas: list[PropagationInput], features: list[torch.Tensor], stride: 
         return model(input_rows, bias, graph, fixed).masked_fill(~allowed_rows, -1e4)
 
     if trained:
-        optimiser = torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.weight_decay, foreach=True)
+        optimiser = torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.weight_decay, fused=True)
         schedule = PhaseSchedule(len(datas), params, device)
         frozen = [p.detach().clone() for p in model.parameters()]  # every parameter is batched on dim 0
+        restore: torch.Tensor | None = None  # (B,) the finished images, once there is one
         model.train()
         while schedule.training.any():
             logits = masked_logits()
@@ -559,10 +658,15 @@ def _train(datas: list[PropagationInput], features: list[torch.Tensor], stride: 
             (terms * schedule.training).sum().backward()
             optimiser.step()
             finished = schedule.step(terms.detach())
-            with torch.no_grad():  # a finished image keeps its last weights while the others train on
-                for parameter, kept in zip(model.parameters(), frozen):
-                    kept[finished] = parameter[finished]
-                    parameter[~schedule.training] = kept[~schedule.training]
+            if bool(finished.any()):
+                with torch.no_grad():  # a finished image keeps its last weights while the others train on
+                    for parameter, kept in zip(model.parameters(), frozen):
+                        kept[finished] = parameter[finished]
+                restore = ~schedule.training
+            if restore is not None:
+                with torch.no_grad():
+                    for parameter, kept in zip(model.parameters(), frozen):
+                        parameter[restore] = kept[restore]
         if epochs is not None:
             epochs.extend(schedule.epochs.tolist())
     model.eval()

@@ -1,0 +1,181 @@
+// Square-window pair products on a node grid (A2GNN's attention graph), CPU.
+//
+// Rows layout: a grid of h x w nodes, each a row of C contiguous values, tensors (B, h, w, C); a
+// per-pair tensor is (B, h, w, D) with D = (2r+1)^2, pair d of node (y, x) the neighbour
+// (y + dy, x + dx), offsets row-major over dy, dx in [-r, r] (d = D/2 the node itself).
+// Neighbours outside the grid do not exist: their products are 0 and they contribute nothing.
+//
+//   window_dot:        out[y,x,d] = <a[y,x], b[y+dy,x+dx]>
+//   window_aggregate:  out[y,x]   = sum_d w[y,x,d] v[y+dy,x+dx]
+//   window_transpose:  out[y,x,d] = w[y+dy,x+dx,D-1-d]   (the pair seen from the other node)
+//
+// The transpose turns a gradient with respect to the neighbours into an aggregate over one's own
+// window (kernels/window.py). The row loops are compiled for AVX-512, AVX2 and the baseline, picked at
+// load time (target_clones): the extension itself is built for the baseline instruction set.
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
+#include <torch/library.h>
+
+#include <algorithm>
+
+namespace wsss {
+namespace window_ops {
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define WSSS_WINDOW_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define WSSS_WINDOW_CLONES
+#endif
+
+int64_t grain(int64_t work) { return std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(1, work)); }
+
+int64_t pairs_of(int64_t radius) {
+  TORCH_CHECK(radius >= 0, "window ops: radius must be >= 0");
+  return (2 * radius + 1) * (2 * radius + 1);
+}
+
+void check_rows(const char* op, const at::Tensor& t, const char* name) {
+  TORCH_CHECK(t.dim() == 4, op, ": ", name, " must be (B, h, w, C), got ", t.sizes());
+  TORCH_CHECK(t.is_contiguous(), op, ": ", name, " must be contiguous");
+}
+
+// Nodes [begin, end) of window_dot (a function of its own, not the parallel_for lambda: a lambda does
+// not inherit the target clones).
+template <typename T>
+WSSS_WINDOW_CLONES void dot_range(const T* a, const T* b, T* out, int64_t begin, int64_t end, int64_t H, int64_t W,
+                                  int64_t C, int64_t r) {
+  const int64_t side = 2 * r + 1, D = side * side;
+  for (int64_t node = begin; node < end; ++node) {
+    const int64_t x = node % W, y = (node / W) % H, base = node - y * W - x;
+    const T* arow = a + node * C;
+    T* orow = out + node * D;
+    for (int64_t dy = -r; dy <= r; ++dy) {
+      for (int64_t dx = -r; dx <= r; ++dx) {
+        const int64_t d = (dy + r) * side + (dx + r), ny = y + dy, nx = x + dx;
+        if (ny < 0 || ny >= H || nx < 0 || nx >= W) {
+          orow[d] = 0;
+          continue;
+        }
+        const T* brow = b + (base + ny * W + nx) * C;
+        T sum = 0;
+#pragma omp simd reduction(+ : sum)
+        for (int64_t c = 0; c < C; ++c) sum += arow[c] * brow[c];
+        orow[d] = sum;
+      }
+    }
+  }
+}
+
+template <typename T>
+void dot_rows(const T* a, const T* b, T* out, int64_t B, int64_t H, int64_t W, int64_t C, int64_t r) {
+  at::parallel_for(0, B * H * W, grain(pairs_of(r) * C),
+                   [&](int64_t begin, int64_t end) { dot_range(a, b, out, begin, end, H, W, C, r); });
+}
+
+// Nodes [begin, end) of window_aggregate (a function of its own, not the parallel_for lambda: a lambda does not
+// inherit the target clones).
+template <typename T>
+WSSS_WINDOW_CLONES void aggregate_range(const T* w, const T* v, T* out, int64_t begin, int64_t end, int64_t H,
+                                        int64_t W, int64_t C, int64_t r) {
+  const int64_t side = 2 * r + 1, D = side * side;
+  for (int64_t node = begin; node < end; ++node) {
+    const int64_t x = node % W, y = (node / W) % H, image0 = node - y * W - x;
+    const T* wrow = w + node * D;
+    T* orow = out + node * C;
+    for (int64_t c = 0; c < C; ++c) orow[c] = 0;
+    for (int64_t dy = -r; dy <= r; ++dy) {
+      const int64_t ny = y + dy;
+      if (ny < 0 || ny >= H) continue;
+      for (int64_t dx = -r; dx <= r; ++dx) {
+        const int64_t nx = x + dx;
+        const T weight = wrow[(dy + r) * side + (dx + r)];
+        if (nx < 0 || nx >= W || weight == T(0)) continue;
+        const T* vrow = v + (image0 + ny * W + nx) * C;
+#pragma omp simd
+        for (int64_t c = 0; c < C; ++c) orow[c] += weight * vrow[c];
+      }
+    }
+  }
+}
+
+template <typename T>
+void aggregate_rows(const T* w, const T* v, T* out, int64_t B, int64_t H, int64_t W, int64_t C, int64_t r) {
+  at::parallel_for(0, B * H * W, grain(pairs_of(r) * C),
+                   [&](int64_t begin, int64_t end) { aggregate_range(w, v, out, begin, end, H, W, C, r); });
+}
+
+template <typename T>
+void transpose_pairs(const T* w, T* out, int64_t B, int64_t H, int64_t W, int64_t r) {
+  const int64_t side = 2 * r + 1, D = side * side;
+  at::parallel_for(0, B * H * W, grain(D), [&](int64_t begin, int64_t end) {
+    for (int64_t node = begin; node < end; ++node) {
+      const int64_t x = node % W, y = (node / W) % H, base = node - y * W - x;
+      T* orow = out + node * D;
+      for (int64_t dy = -r; dy <= r; ++dy) {
+        for (int64_t dx = -r; dx <= r; ++dx) {
+          const int64_t d = (dy + r) * side + (dx + r), ny = y + dy, nx = x + dx;
+          orow[d] = (ny < 0 || ny >= H || nx < 0 || nx >= W) ? T(0) : w[(base + ny * W + nx) * D + (D - 1 - d)];
+        }
+      }
+    }
+  });
+}
+
+at::Tensor window_dot_cpu(const at::Tensor& a, const at::Tensor& b, int64_t radius) {
+  check_rows("window_dot", a, "a");
+  check_rows("window_dot", b, "b");
+  TORCH_CHECK(a.sizes() == b.sizes() && a.scalar_type() == b.scalar_type(), "window_dot: a and b differ");
+  const int64_t D = pairs_of(radius);
+  auto out = at::empty({a.size(0), a.size(1), a.size(2), D}, a.options());
+  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "wsss::window_dot", [&] {
+    dot_rows<scalar_t>(a.data_ptr<scalar_t>(), b.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), a.size(0), a.size(1),
+                       a.size(2), a.size(3), radius);
+  });
+  return out;
+}
+
+at::Tensor window_aggregate_cpu(const at::Tensor& weights, const at::Tensor& values, int64_t radius) {
+  check_rows("window_aggregate", weights, "weights");
+  check_rows("window_aggregate", values, "values");
+  const int64_t D = pairs_of(radius);
+  TORCH_CHECK(weights.size(0) == values.size(0) && weights.size(1) == values.size(1) &&
+                  weights.size(2) == values.size(2) && weights.size(3) == D,
+              "window_aggregate: weights must be (B, h, w, ", D, ") for values ", values.sizes());
+  TORCH_CHECK(weights.scalar_type() == values.scalar_type(), "window_aggregate: dtype mismatch");
+  auto out = at::empty_like(values);
+  AT_DISPATCH_FLOATING_TYPES(values.scalar_type(), "wsss::window_aggregate", [&] {
+    aggregate_rows<scalar_t>(weights.data_ptr<scalar_t>(), values.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
+                             values.size(0), values.size(1), values.size(2), values.size(3), radius);
+  });
+  return out;
+}
+
+at::Tensor window_transpose_cpu(const at::Tensor& weights, int64_t radius) {
+  check_rows("window_transpose", weights, "weights");
+  TORCH_CHECK(weights.size(3) == pairs_of(radius), "window_transpose: weights must have (2r+1)^2 pairs");
+  auto out = at::empty_like(weights);
+  AT_DISPATCH_FLOATING_TYPES(weights.scalar_type(), "wsss::window_transpose", [&] {
+    transpose_pairs<scalar_t>(weights.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), weights.size(0),
+                              weights.size(1), weights.size(2), radius);
+  });
+  return out;
+}
+
+}  // namespace window_ops
+
+TORCH_LIBRARY_FRAGMENT(wsss, m) {
+  m.def("window_dot(Tensor a, Tensor b, int radius) -> Tensor");
+  m.def("window_aggregate(Tensor weights, Tensor values, int radius) -> Tensor");
+  m.def("window_transpose(Tensor weights, int radius) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(wsss, CPU, m) {
+  m.impl("window_dot", &window_ops::window_dot_cpu);
+  m.impl("window_aggregate", &window_ops::window_aggregate_cpu);
+  m.impl("window_transpose", &window_ops::window_transpose_cpu);
+}
+
+}  // namespace wsss
