@@ -10,7 +10,8 @@ per image as minivoc draws them) and at VOC size (500×375), node features at A2
 32-channel AffinityNet of minivoc pooled), seeds in a few blobs of 2–3 classes. Per image, in the same
 process and thread setting: the reference (:mod:`benchmarks.a2gnn_reference`, dense ``N×N`` per image, the seed's
 fixed 2×``epochs``), the stage's network with the same fixed schedule (``stop_patience=0``), the stage as it runs
-by default (early stopping, one image at a time) and in batches of ``--batch-images``. Seconds per image are the
+by default (early stopping, one image at a time) and in batches of ``--batch-images``. The first three run image by
+image in turn (a slow spell of a shared machine slows all three alike). Seconds per image are the
 total over the images divided by their number; ``speedup`` is the reference's seconds per image over the
 stage's; ``agreement`` the share of nodes whose arg-max is the same as the reference's (the two draw their
 dropout masks differently, so the scores differ by training noise; without dropout they agree to 1e-5,
@@ -19,8 +20,8 @@ dropout masks differently, so the scores differ by training noise; without dropo
 **Quality** (``--run``, a finished ``propagate`` folder of the a2gnn recipe, or ``--compose`` with that job's
 overrides as ``snakemake -n -p`` prints them): its inputs (AffinityNet, seeds, CAMs) on the first ``--images``
 images of its split, propagated by the reference, the stage with the fixed schedule and the stage as configured,
-each with the stage's own code around the network (features, random-walk blend, box masks), then the CRF of the
-recipe's ``crf`` folder (A2GNN's kernels if it has not run): mIoU against the ground truth before and after the
+each with the stage's own code around the network (features, random-walk blend, box masks), batch by batch in
+turn, then the CRF of the recipe's ``crf`` folder (A2GNN's kernels if it has not run): mIoU against the ground truth before and after the
 CRF, seconds per image of the whole propagation and of the network alone, mean epochs.
 """
 
@@ -79,16 +80,21 @@ def time_per_image(run, items) -> tuple[float, list[torch.Tensor]]:
 def speed_case(name: str, sizes: list[tuple[int, int]], params: A2GNNParams, rng: np.random.Generator) -> dict:
     items = [synthetic_image(h, w, rng) for h, w in sizes]
     datas, features = [d for d, _ in items], [f for _, f in items]
-    reference_s, reference = time_per_image(
-        lambda _: [reference_a2gnn(d, f, NODE_STRIDE, params) for d, f in zip(datas, features)], items)
     batch = max(2, params.batch_images)
     fixed = dataclasses.replace(params, stop_patience=0)
-    fixed_s, fixed_out = time_per_image(
-        lambda _: [train_a2gnn_batch([d], [f], NODE_STRIDE, fixed)[0] for d, f in zip(datas, features)], items)
     epochs: list[int] = []
-    stage_s, stage = time_per_image(
-        lambda _: [train_a2gnn_batch([d], [f], NODE_STRIDE, params, epochs=epochs)[0] for d, f in zip(datas, features)],
-        items)
+    rows = {"reference": lambda d, f: reference_a2gnn(d, f, NODE_STRIDE, params),
+            "fixed": lambda d, f: train_a2gnn_batch([d], [f], NODE_STRIDE, fixed)[0],
+            "stage": lambda d, f: train_a2gnn_batch([d], [f], NODE_STRIDE, params, epochs=epochs)[0]}
+    seconds = dict.fromkeys(rows, 0.0)
+    scores: dict[str, list[torch.Tensor]] = {row: [] for row in rows}
+    for data, feature in zip(datas, features):  # the rows image by image: a slow spell of the machine hits all three
+        for row, run in rows.items():
+            start = time.perf_counter()
+            scores[row].append(run(data, feature))
+            seconds[row] += time.perf_counter() - start
+    reference_s, fixed_s, stage_s = (seconds[row] / len(items) for row in rows)
+    reference, fixed_out, stage = scores["reference"], scores["fixed"], scores["stage"]
 
     def batched(_):
         out = []
@@ -161,43 +167,48 @@ def quality(cfg, images: int, rows: tuple[str, ...] = QUALITY_ROWS, crf_dir: Pat
                                        load_label_png(Path(cfg.seeds_dir) / f"{image_id}.png"), cam,
                                        cam_keys.get(image_id)))
     results: dict = {"images": len(ids)}
-    for name in rows:
-        epochs: list[int] = []
-        row_node = dict(node, stop_patience=0) if name == "stage_fixed_schedule" else node
-        propagator = Propagator(row_node, kind, cfg.cam == "classifier", cfg.affinity_dir, "cpu", cfg.seed)
-        saved, network_seconds = a2gnn.train_a2gnn_batch, [0.0]
+    epochs: dict[str, list[int]] = {name: [] for name in rows}
+    propagators = {name: Propagator(dict(node, stop_patience=0) if name == "stage_fixed_schedule" else node, kind,
+                                    cfg.cam == "classifier", cfg.affinity_dir, "cpu", cfg.seed) for name in rows}
+    seconds, network_seconds = dict.fromkeys(rows, 0.0), dict.fromkeys(rows, 0.0)
+    scores: dict[str, list[np.ndarray]] = {name: [] for name in rows}
+    saved = a2gnn.train_a2gnn_batch
 
-        def one_by_one(batch_datas, batch_features, stride, params, seed=0):
-            return [reference_a2gnn(d, f, stride, params, seed) for d, f in zip(batch_datas, batch_features)]
+    def one_by_one(batch_datas, batch_features, stride, params, seed=0):
+        return [reference_a2gnn(d, f, stride, params, seed) for d, f in zip(batch_datas, batch_features)]
 
+    def timed_network(name):
         def timed(*args, **kwargs):
             # the reference's network with the stage's code around it, or the stage's recording its epochs
             begin = time.perf_counter()
             try:
                 if name == "reference":
                     return one_by_one(*args, **kwargs)
-                return saved(*args, **kwargs, epochs=epochs)
+                return saved(*args, **kwargs, epochs=epochs[name])
             finally:
-                network_seconds[0] += time.perf_counter() - begin
+                network_seconds[name] += time.perf_counter() - begin
+        return timed
 
-        a2gnn.train_a2gnn_batch = timed
-        start = time.perf_counter()
-        try:
-            scores = []
-            for begin in range(0, len(datas), propagator.batch_size):
-                scores += propagator.batch(datas[begin : begin + propagator.batch_size])
-        finally:
-            a2gnn.train_a2gnn_batch = saved
-        seconds = time.perf_counter() - start
+    batch_size = propagators[rows[0]].batch_size
+    for begin in range(0, len(datas), batch_size):  # the rows batch by batch in turn, as the speed table's images
+        for name, propagator in propagators.items():
+            a2gnn.train_a2gnn_batch = timed_network(name)
+            start = time.perf_counter()
+            try:
+                scores[name] += propagator.batch(datas[begin : begin + batch_size])
+            finally:
+                a2gnn.train_a2gnn_batch = saved
+            seconds[name] += time.perf_counter() - start
+    for name in rows:
         plain, refined = SegmentationScorer(), SegmentationScorer()
-        for image_id, data, score in zip(ids, datas, scores):
+        for image_id, data, score in zip(ids, datas, scores[name]):
             truth = dataset.load_class_mask(image_id)
             plain.add(data.label(score), truth)
             lookup = np.concatenate([[0], data.keys]).astype(np.uint8)
             refined.add(lookup[crf_from_probs(data.image, score, crf).argmax(axis=0)], truth)
         results[name] = {"miou": plain.record({})["miou"], "miou_crf": refined.record({})["miou"],
-                         "s_per_image": seconds / len(ids), "network_s_per_image": network_seconds[0] / len(ids),
-                         "mean_epochs": float(np.mean(epochs)) if epochs else 2 * propagator.a2gnn.epochs}
+                         "s_per_image": seconds[name] / len(ids), "network_s_per_image": network_seconds[name] / len(ids),
+                         "mean_epochs": float(np.mean(epochs[name])) if epochs[name] else 2 * propagators[name].a2gnn.epochs}
         print(f"  {name:22s} mIoU {results[name]['miou']:6.2f}  after CRF {results[name]['miou_crf']:6.2f}  "
               f"{results[name]['s_per_image']:.3f} s/img (network {results[name]['network_s_per_image']:.3f})  "
               f"{results[name]['mean_epochs']:.1f} epochs", flush=True)

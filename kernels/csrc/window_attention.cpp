@@ -43,27 +43,43 @@ void check_rows(const char* op, const at::Tensor& t, const char* name) {
 }
 
 // Nodes [begin, end) of window_dot (a function of its own, not the parallel_for lambda: a lambda does
-// not inherit the target clones).
+// not inherit the target clones). The pairs of one window row are summed kPairs at a time: each load of the
+// node's own row serves kPairs products.
+constexpr int64_t kPairs = 4;
+
 template <typename T>
 WSSS_WINDOW_CLONES void dot_range(const T* a, const T* b, T* out, int64_t begin, int64_t end, int64_t H, int64_t W,
                                   int64_t C, int64_t r) {
   const int64_t side = 2 * r + 1, D = side * side;
   for (int64_t node = begin; node < end; ++node) {
-    const int64_t x = node % W, y = (node / W) % H, base = node - y * W - x;
+    const int64_t x = node % W, y = (node / W) % H, image0 = node - y * W - x;
     const T* arow = a + node * C;
     T* orow = out + node * D;
-    for (int64_t dy = -r; dy <= r; ++dy) {
-      for (int64_t dx = -r; dx <= r; ++dx) {
-        const int64_t d = (dy + r) * side + (dx + r), ny = y + dy, nx = x + dx;
-        if (ny < 0 || ny >= H || nx < 0 || nx >= W) {
-          orow[d] = 0;
-          continue;
+    for (int64_t d = 0; d < D; ++d) orow[d] = 0;
+    const int64_t x0 = std::max<int64_t>(0, x - r), x1 = std::min<int64_t>(W - 1, x + r);
+    for (int64_t ny = std::max<int64_t>(0, y - r); ny <= std::min<int64_t>(H - 1, y + r); ++ny) {
+      T* drow = orow + (ny - y + r) * side + r - x;  // drow[nx]: the pair with neighbour (ny, nx)
+      const T* brow = b + (image0 + ny * W) * C;
+      int64_t nx = x0;
+      for (; nx + kPairs - 1 <= x1; nx += kPairs) {
+        const T* b0 = brow + nx * C;
+        T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+        for (int64_t c = 0; c < C; ++c) {
+          const T value = arow[c];
+          s0 += value * b0[c];
+          s1 += value * b0[C + c];
+          s2 += value * b0[2 * C + c];
+          s3 += value * b0[3 * C + c];
         }
-        const T* brow = b + (base + ny * W + nx) * C;
+        drow[nx] = s0, drow[nx + 1] = s1, drow[nx + 2] = s2, drow[nx + 3] = s3;
+      }
+      for (; nx <= x1; ++nx) {
+        const T* b0 = brow + nx * C;
         T sum = 0;
 #pragma omp simd reduction(+ : sum)
-        for (int64_t c = 0; c < C; ++c) sum += arow[c] * brow[c];
-        orow[d] = sum;
+        for (int64_t c = 0; c < C; ++c) sum += arow[c] * b0[c];
+        drow[nx] = sum;
       }
     }
   }
@@ -75,27 +91,67 @@ void dot_rows(const T* a, const T* b, T* out, int64_t B, int64_t H, int64_t W, i
                    [&](int64_t begin, int64_t end) { dot_range(a, b, out, begin, end, H, W, C, r); });
 }
 
-// Nodes [begin, end) of window_aggregate (a function of its own, not the parallel_for lambda: a lambda does not
-// inherit the target clones).
+// One 64-byte vector of T (an attribute on the dependent type itself would be ignored: one per dtype).
+template <typename T>
+struct VecOf;
+template <>
+struct VecOf<float> {
+  typedef float type __attribute__((vector_size(64)));
+};
+template <>
+struct VecOf<double> {
+  typedef double type __attribute__((vector_size(64)));
+};
+template <typename T>
+using Vec = typename VecOf<T>::type;
+
+// Channels per pass of window_aggregate: kVectors vectors, accumulated in registers. A pass over a grid row reads
+// the 2r+1 rows around it at these channels only, which stay in L1 while the row's nodes go by (all channels
+// at once would stream every neighbour row from L2).
+constexpr int64_t kVectors = 4;
+
+// Grid rows [begin, end) (over B*H) of window_aggregate (a function of its own, not the parallel_for lambda: a
+// lambda does not inherit the target clones).
 template <typename T>
 WSSS_WINDOW_CLONES void aggregate_range(const T* w, const T* v, T* out, int64_t begin, int64_t end, int64_t H,
                                         int64_t W, int64_t C, int64_t r) {
-  const int64_t side = 2 * r + 1, D = side * side;
-  for (int64_t node = begin; node < end; ++node) {
-    const int64_t x = node % W, y = (node / W) % H, image0 = node - y * W - x;
-    const T* wrow = w + node * D;
-    T* orow = out + node * C;
-    for (int64_t c = 0; c < C; ++c) orow[c] = 0;
-    for (int64_t dy = -r; dy <= r; ++dy) {
-      const int64_t ny = y + dy;
-      if (ny < 0 || ny >= H) continue;
-      for (int64_t dx = -r; dx <= r; ++dx) {
-        const int64_t nx = x + dx;
-        const T weight = wrow[(dy + r) * side + (dx + r)];
-        if (nx < 0 || nx >= W || weight == T(0)) continue;
-        const T* vrow = v + (image0 + ny * W + nx) * C;
-#pragma omp simd
-        for (int64_t c = 0; c < C; ++c) orow[c] += weight * vrow[c];
+  constexpr int64_t lanes = sizeof(Vec<T>) / sizeof(T), chunk = kVectors * lanes;
+  const int64_t side = 2 * r + 1, D = side * side, full = C / chunk * chunk;
+  for (int64_t grid_row = begin; grid_row < end; ++grid_row) {
+    const int64_t y = grid_row % H, image0 = (grid_row - y) * W;
+    const int64_t y0 = std::max<int64_t>(0, y - r), y1 = std::min<int64_t>(H - 1, y + r);
+    for (int64_t c0 = 0; c0 < full; c0 += chunk) {
+      for (int64_t x = 0; x < W; ++x) {
+        const int64_t node = grid_row * W + x;
+        const int64_t x0 = std::max<int64_t>(0, x - r), x1 = std::min<int64_t>(W - 1, x + r);
+        const T* wrow = w + node * D;
+        Vec<T> acc[kVectors] = {};
+        for (int64_t ny = y0; ny <= y1; ++ny) {
+          const T* wd = wrow + (ny - y + r) * side + r - x;  // wd[nx]: the weight of neighbour (ny, nx)
+          const T* vrow = v + (image0 + ny * W) * C + c0;
+          for (int64_t nx = x0; nx <= x1; ++nx) {
+            const T weight = wd[nx];
+            const T* vp = vrow + nx * C;
+            for (int64_t k = 0; k < kVectors; ++k) {
+              Vec<T> values;
+              __builtin_memcpy(&values, vp + k * lanes, sizeof(values));
+              acc[k] += weight * values;
+            }
+          }
+        }
+        __builtin_memcpy(out + node * C + c0, acc, sizeof(acc));
+      }
+    }
+    for (int64_t x = 0; x < W && full < C; ++x) {  // the channels past the last whole chunk
+      const int64_t node = grid_row * W + x;
+      T* orow = out + node * C;
+      for (int64_t c = full; c < C; ++c) orow[c] = 0;
+      for (int64_t ny = y0; ny <= y1; ++ny) {
+        for (int64_t nx = std::max<int64_t>(0, x - r); nx <= std::min<int64_t>(W - 1, x + r); ++nx) {
+          const T weight = w[node * D + (ny - y + r) * side + nx - x + r];
+          const T* vrow = v + (image0 + ny * W + nx) * C;
+          for (int64_t c = full; c < C; ++c) orow[c] += weight * vrow[c];
+        }
       }
     }
   }
@@ -103,7 +159,7 @@ WSSS_WINDOW_CLONES void aggregate_range(const T* w, const T* v, T* out, int64_t 
 
 template <typename T>
 void aggregate_rows(const T* w, const T* v, T* out, int64_t B, int64_t H, int64_t W, int64_t C, int64_t r) {
-  at::parallel_for(0, B * H * W, grain(pairs_of(r) * C),
+  at::parallel_for(0, B * H, grain(W * pairs_of(r) * C),
                    [&](int64_t begin, int64_t end) { aggregate_range(w, v, out, begin, end, H, W, C, r); });
 }
 
