@@ -66,3 +66,21 @@ def test_window_ops_gradients(radius, kernels_built):
 def test_window_ops_reject_bad_input_in_one_line(call, message, kernels_built):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_window_ops_do_not_depend_on_where_the_rows_lie_in_memory(kernels_built):
+    """Bitwise the same results for rows at any address: the sums' order is the code's, not the alignment's (else
+    A2GNN's results would change from one run of the stage to the next)."""
+    rows, weights = _rand(1, 9, 11, 70, seed=10, dtype=torch.float32), _rand(1, 9, 11, 49, seed=11, dtype=torch.float32)
+
+    def at_offset(tensor: torch.Tensor, offset: int) -> torch.Tensor:
+        buffer = torch.empty(tensor.numel() + offset)
+        moved = buffer[offset:].view(tensor.shape)
+        moved.copy_(tensor)
+        return moved
+
+    for offset in (1, 3, 5):
+        moved_rows, moved_weights = at_offset(rows, offset), at_offset(weights, offset + 2)
+        assert torch.equal(window_dot(moved_rows, moved_rows, 3), window_dot(rows, rows, 3))
+        assert torch.equal(window_self_dot(moved_rows, 3), window_self_dot(rows, 3))
+        assert torch.equal(window_aggregate(moved_weights, moved_rows, 3), window_aggregate(weights, rows, 3))

@@ -42,56 +42,9 @@ void check_rows(const char* op, const at::Tensor& t, const char* name) {
   TORCH_CHECK(t.is_contiguous(), op, ": ", name, " must be contiguous");
 }
 
-// Nodes [begin, end) of window_dot (a function of its own, not the parallel_for lambda: a lambda does
-// not inherit the target clones). The pairs of one window row are summed kPairs at a time: each load of the
-// node's own row serves kPairs products.
-constexpr int64_t kPairs = 4;
-
-template <typename T>
-WSSS_WINDOW_CLONES void dot_range(const T* a, const T* b, T* out, int64_t begin, int64_t end, int64_t H, int64_t W,
-                                  int64_t C, int64_t r) {
-  const int64_t side = 2 * r + 1, D = side * side;
-  for (int64_t node = begin; node < end; ++node) {
-    const int64_t x = node % W, y = (node / W) % H, image0 = node - y * W - x;
-    const T* arow = a + node * C;
-    T* orow = out + node * D;
-    for (int64_t d = 0; d < D; ++d) orow[d] = 0;
-    const int64_t x0 = std::max<int64_t>(0, x - r), x1 = std::min<int64_t>(W - 1, x + r);
-    for (int64_t ny = std::max<int64_t>(0, y - r); ny <= std::min<int64_t>(H - 1, y + r); ++ny) {
-      T* drow = orow + (ny - y + r) * side + r - x;  // drow[nx]: the pair with neighbour (ny, nx)
-      const T* brow = b + (image0 + ny * W) * C;
-      int64_t nx = x0;
-      for (; nx + kPairs - 1 <= x1; nx += kPairs) {
-        const T* b0 = brow + nx * C;
-        T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-#pragma omp simd reduction(+ : s0, s1, s2, s3)
-        for (int64_t c = 0; c < C; ++c) {
-          const T value = arow[c];
-          s0 += value * b0[c];
-          s1 += value * b0[C + c];
-          s2 += value * b0[2 * C + c];
-          s3 += value * b0[3 * C + c];
-        }
-        drow[nx] = s0, drow[nx + 1] = s1, drow[nx + 2] = s2, drow[nx + 3] = s3;
-      }
-      for (; nx <= x1; ++nx) {
-        const T* b0 = brow + nx * C;
-        T sum = 0;
-#pragma omp simd reduction(+ : sum)
-        for (int64_t c = 0; c < C; ++c) sum += arow[c] * b0[c];
-        drow[nx] = sum;
-      }
-    }
-  }
-}
-
-template <typename T>
-void dot_rows(const T* a, const T* b, T* out, int64_t B, int64_t H, int64_t W, int64_t C, int64_t r) {
-  at::parallel_for(0, B * H * W, grain(pairs_of(r) * C),
-                   [&](int64_t begin, int64_t end) { dot_range(a, b, out, begin, end, H, W, C, r); });
-}
-
-// One 64-byte vector of T (an attribute on the dependent type itself would be ignored: one per dtype).
+// One 64-byte vector of T (an attribute on the dependent type itself would be ignored: one per dtype). Sums run
+// in these vectors with unaligned loads and end lane by lane: their order is fixed by the code, whatever the
+// rows' addresses (tests/test_kernels_window.py).
 template <typename T>
 struct VecOf;
 template <>
@@ -104,6 +57,73 @@ struct VecOf<double> {
 };
 template <typename T>
 using Vec = typename VecOf<T>::type;
+
+template <typename T>
+__attribute__((always_inline)) inline Vec<T> load(const T* p) {
+  Vec<T> value;
+  __builtin_memcpy(&value, p, sizeof(value));
+  return value;
+}
+
+// The lanes of `v` summed in a fixed order.
+template <typename T>
+__attribute__((always_inline)) inline T lane_sum(const Vec<T>& v) {
+  constexpr int lanes = sizeof(Vec<T>) / sizeof(T);
+  T sum = 0;
+  for (int i = 0; i < lanes; ++i) sum += v[i];
+  return sum;
+}
+
+// Nodes [begin, end) of window_dot (a function of its own, not the parallel_for lambda: a lambda does
+// not inherit the target clones). The pairs of one window row are summed kPairs at a time: each load of the
+// node's own row serves kPairs products.
+constexpr int64_t kPairs = 4;
+
+template <typename T>
+WSSS_WINDOW_CLONES void dot_range(const T* a, const T* b, T* out, int64_t begin, int64_t end, int64_t H, int64_t W,
+                                  int64_t C, int64_t r) {
+  constexpr int64_t lanes = sizeof(Vec<T>) / sizeof(T);
+  const int64_t side = 2 * r + 1, D = side * side, full = C / lanes * lanes;
+  for (int64_t node = begin; node < end; ++node) {
+    const int64_t x = node % W, y = (node / W) % H, image0 = node - y * W - x;
+    const T* arow = a + node * C;
+    T* orow = out + node * D;
+    for (int64_t d = 0; d < D; ++d) orow[d] = 0;
+    const int64_t x0 = std::max<int64_t>(0, x - r), x1 = std::min<int64_t>(W - 1, x + r);
+    for (int64_t ny = std::max<int64_t>(0, y - r); ny <= std::min<int64_t>(H - 1, y + r); ++ny) {
+      T* drow = orow + (ny - y + r) * side + r - x;  // drow[nx]: the pair with neighbour (ny, nx)
+      const T* brow = b + (image0 + ny * W) * C;
+      int64_t nx = x0;
+      for (; nx + kPairs - 1 <= x1; nx += kPairs) {
+        const T* b0 = brow + nx * C;
+        Vec<T> acc[kPairs] = {};
+        for (int64_t c = 0; c < full; c += lanes) {
+          const Vec<T> values = load(arow + c);
+          for (int64_t k = 0; k < kPairs; ++k) acc[k] += values * load(b0 + k * C + c);
+        }
+        for (int64_t k = 0; k < kPairs; ++k) {
+          T sum = lane_sum<T>(acc[k]);
+          for (int64_t c = full; c < C; ++c) sum += arow[c] * b0[k * C + c];
+          drow[nx + k] = sum;
+        }
+      }
+      for (; nx <= x1; ++nx) {
+        const T* b0 = brow + nx * C;
+        Vec<T> acc = {};
+        for (int64_t c = 0; c < full; c += lanes) acc += load(arow + c) * load(b0 + c);
+        T sum = lane_sum<T>(acc);
+        for (int64_t c = full; c < C; ++c) sum += arow[c] * b0[c];
+        drow[nx] = sum;
+      }
+    }
+  }
+}
+
+template <typename T>
+void dot_rows(const T* a, const T* b, T* out, int64_t B, int64_t H, int64_t W, int64_t C, int64_t r) {
+  at::parallel_for(0, B * H * W, grain(pairs_of(r) * C),
+                   [&](int64_t begin, int64_t end) { dot_range(a, b, out, begin, end, H, W, C, r); });
+}
 
 // Channels per pass of window_aggregate: kVectors vectors, accumulated in registers. A pass over a grid row reads
 // the 2r+1 rows around it at these channels only, which stay in L1 while the row's nodes go by (all channels
@@ -132,11 +152,7 @@ WSSS_WINDOW_CLONES void aggregate_range(const T* w, const T* v, T* out, int64_t 
           for (int64_t nx = x0; nx <= x1; ++nx) {
             const T weight = wd[nx];
             const T* vp = vrow + nx * C;
-            for (int64_t k = 0; k < kVectors; ++k) {
-              Vec<T> values;
-              __builtin_memcpy(&values, vp + k * lanes, sizeof(values));
-              acc[k] += weight * values;
-            }
+            for (int64_t k = 0; k < kVectors; ++k) acc[k] += weight * load(vp + k * lanes);
           }
         }
         __builtin_memcpy(out + node * C + c0, acc, sizeof(acc));
