@@ -113,7 +113,8 @@ def _pair_affinity_torch(features: torch.Tensor, radius: int) -> torch.Tensor:
     return torch.stack(planes, dim=1)
 
 
-def random_walk(values: torch.Tensor, affinity: torch.Tensor, radius: int, beta: float, steps: int) -> torch.Tensor:
+def random_walk(values: torch.Tensor, affinity: torch.Tensor, radius: int, beta: float, steps: int,
+                frozen: torch.Tensor | None = None) -> torch.Tensor:
     """Random walk of ``values`` on the radius-``radius`` pixel graph (PSA / IRN semantics).
 
     Graph: pixel ``i`` is linked to ``i + o_d`` for every direction of :func:`direction_offsets`,
@@ -131,6 +132,9 @@ def random_walk(values: torch.Tensor, affinity: torch.Tensor, radius: int, beta:
         radius: neighbourhood radius (PSA/IRN: 5).
         beta: exponent > 0 (PSA 8, IRN 10).
         steps: number of steps >= 1 (PSA/IRN: 2**logt = 256).
+        frozen: optional ``(B, H, W)`` bool mask (RETAB's second walk): a frozen pixel keeps its value at
+            every step (its column of ``T`` is the identity) but still sends it along its edges, so only the
+            other pixels change, each still normalised over all its edges (the graph becomes directed).
 
     Returns ``(B, C, H, W)``, same dtype and device. Not differentiable (the result never requires
     grad). CPU runs multithreaded (``torch.set_num_threads``); CUDA needs the cuda build.
@@ -146,9 +150,14 @@ def random_walk(values: torch.Tensor, affinity: torch.Tensor, radius: int, beta:
     if tuple(affinity.shape) != expected:
         raise ValueError(f"{op}: affinity must be {expected} (B, D, H, W) for radius {radius} and values "
                          f"{tuple(values.shape)}, got {tuple(affinity.shape)}")
+    if frozen is not None:
+        check_tensor(op, "frozen", frozen, 3, (torch.bool,))
+        if tuple(frozen.shape) != (values.shape[0], *values.shape[2:]) or frozen.device != values.device:
+            raise ValueError(f"{op}: frozen must be (B, H, W) = {(values.shape[0], *values.shape[2:])} on "
+                             f"{values.device}, got {tuple(frozen.shape)} on {frozen.device}")
     with torch.no_grad():
         if affinity.numel() and not bool(((affinity >= 0) & torch.isfinite(affinity)).all()):
             raise ValueError(f"{op}: affinity must be finite and >= 0")
         check_finite(op, "values", values)
         ops = compiled_ops(op, values, affinity)
-        return ops.random_walk(values.detach(), affinity.detach(), _flat_offsets(radius), beta, steps)
+        return ops.random_walk(values.detach(), affinity.detach(), _flat_offsets(radius), beta, steps, frozen)

@@ -191,6 +191,42 @@ def test_random_walk_accepts_non_contiguous_and_leaves_inputs_alone(kernels_buil
     assert not out.requires_grad
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape,radius", [((2, 3, 6, 7), 5), ((1, 2, 5, 9), 3), ((1, 1, 1, 1), 2)])
+def test_frozen_walk_matches_dense_reference(kernels_built, shape, radius, dtype):
+    """RETAB's second walk: frozen columns of T are the identity; the kernel against the dense T^t."""
+    values, affinity = _rw_inputs(shape, radius, seed=sum(shape), dtype=dtype)
+    frozen = _rand(shape[0], *shape[2:], seed=5) > 0.6
+    result = random_walk(values, affinity, radius, 8.0, 16, frozen=frozen)
+    expected = random_walk_dense(values, affinity, radius, 8.0, 16, frozen=frozen)
+    torch.testing.assert_close(result.double(), expected, rtol=0, atol=TOL[dtype])
+    # frozen pixels keep their values exactly; the others still change
+    keep = frozen[:, None].expand_as(values)
+    assert torch.equal(result[keep], values[keep])
+    if (~frozen).any() and shape[2] * shape[3] > 1:
+        assert not torch.allclose(result[~keep], values[~keep])
+    # all frozen = nothing moves; none frozen = the plain walk
+    assert torch.equal(random_walk(values, affinity, radius, 8.0, 4, frozen=torch.ones_like(frozen)), values)
+    torch.testing.assert_close(random_walk(values, affinity, radius, 8.0, 4, frozen=torch.zeros_like(frozen)),
+                               random_walk(values, affinity, radius, 8.0, 4), rtol=0, atol=0)
+
+
+def test_frozen_walk_fills_a_band_from_its_sides_only(kernels_built):
+    """A free column between two frozen halves takes a mix of its two sides and sends nothing back."""
+    values = torch.zeros(1, 2, 5, 9, dtype=torch.float64)
+    values[0, 0, :, :4] = 1.0  # left half: class 0
+    values[0, 1, :, 5:] = 1.0  # right half: class 1
+    frozen = torch.ones(1, 5, 9, dtype=torch.bool)
+    frozen[0, :, 4] = False
+    affinity = torch.ones(1, len(direction_offsets(3)), 5, 9, dtype=torch.float64)
+    result = random_walk(values, affinity, 3, 1.0, 50)
+    walked = random_walk(values, affinity, 3, 1.0, 50, frozen=frozen)
+    assert torch.equal(walked[..., :4], values[..., :4]) and torch.equal(walked[..., 5:], values[..., 5:])
+    torch.testing.assert_close(walked[0, 0, :, 4], walked[0, 1, :, 4])  # symmetric: equal shares
+    assert float(walked[0, :, :, 4].sum(0).min()) > 0.99  # all its mass came from the sides
+    assert not torch.equal(result[..., :4], values[..., :4])  # the plain walk moves the sides too
+
+
 def test_random_walk_errors(kernels_built):
     values, affinity = _rw_inputs((1, 2, 4, 5), 5, seed=0, dtype=torch.float32)
     with pytest.raises(ValueError, match=r"affinity must be \(1, 34, 4, 5\)"):
@@ -211,6 +247,10 @@ def test_random_walk_errors(kernels_built):
         random_walk(values, affinity, 5, 0.0, 4)
     with pytest.raises(ValueError, match="finite and >= 0"):
         random_walk(values, affinity - 2, 5, 10.0, 4)
+    with pytest.raises(ValueError, match="frozen must be bool"):
+        random_walk(values, affinity, 5, 10.0, 4, frozen=torch.zeros(1, 4, 5))
+    with pytest.raises(ValueError, match=r"frozen must be \(B, H, W\)"):
+        random_walk(values, affinity, 5, 10.0, 4, frozen=torch.zeros(1, 5, 4, dtype=torch.bool))
 
 
 # --------------------------------------------------------------------------- local propagation
@@ -355,6 +395,9 @@ def test_cuda_matches_cpu(kernels_built, dtype):
     values, affinity = _rw_inputs((2, 5, 23, 31), 5, seed=9, dtype=dtype)
     torch.testing.assert_close(random_walk(values.cuda(), affinity.cuda(), 5, 10.0, 64).cpu(),
                                random_walk(values, affinity, 5, 10.0, 64), **tol)
+    frozen = _rand(2, 23, 31, seed=8) > 0.5
+    torch.testing.assert_close(random_walk(values.cuda(), affinity.cuda(), 5, 10.0, 64, frozen=frozen.cuda()).cpu(),
+                               random_walk(values, affinity, 5, 10.0, 64, frozen=frozen), **tol)
     image = _rand(2, 3, 23, 31, seed=4, dtype=dtype)
     mask = (_rand(2, 1, 23, 31, seed=5) > 0.3).to(dtype)
     torch.testing.assert_close(local_propagation(values.cuda(), image.cuda(), 5, 0.15, 20, mask.cuda()).cpu(),

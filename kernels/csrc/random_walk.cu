@@ -2,7 +2,10 @@
 //
 // Three kernels: edge weights e[b,d,i] = affinity^beta (0 for pairs leaving the image), 1/deg per
 // pixel, and one launch per step where each thread gathers one (b, c, pixel) from its 2D+1
-// neighbours (edge planes and 1/deg stay in L2; no atomics, deterministic).
+// neighbours (edge planes and 1/deg stay in L2; no atomics, deterministic). Frozen pixels (optional mask)
+// copy their value at every step and receive nothing; they still send along their edges.
+#include <optional>
+
 #include "grid_cuda.cuh"
 
 namespace wsss {
@@ -21,10 +24,14 @@ __global__ void rw_edges_kernel(const T* __restrict__ aff, const int* __restrict
 }
 
 template <typename T>
-__global__ void rw_inv_degree_kernel(const T* __restrict__ e, const int* __restrict__ off, T* __restrict__ inv, int64_t B,
-                                     int64_t D, int64_t H, int64_t W) {
+__global__ void rw_inv_degree_kernel(const T* __restrict__ e, const int* __restrict__ off, const T* __restrict__ frozen,
+                                     T* __restrict__ inv, int64_t B, int64_t D, int64_t H, int64_t W) {
   const int64_t n = B * H * W, N = H * W;
   WSSS_CUDA_LOOP(i, n) {
+    if (frozen != nullptr && frozen[i] != T(0)) {  // receives along no edge: its value is copied
+      inv[i] = T(1);
+      continue;
+    }
     const int64_t b = i / N, j = i % N, y = j / W, x = j % W;
     const T* eb = e + b * D * N;
     T deg = 1;
@@ -40,12 +47,16 @@ __global__ void rw_inv_degree_kernel(const T* __restrict__ e, const int* __restr
 
 template <typename T>
 __global__ void rw_step_kernel(const T* __restrict__ src, T* __restrict__ dst, const T* __restrict__ e,
-                               const T* __restrict__ inv, const int* __restrict__ off, int64_t B, int64_t C, int64_t D,
-                               int64_t H, int64_t W) {
+                               const T* __restrict__ inv, const int* __restrict__ off, const T* __restrict__ frozen,
+                               int64_t B, int64_t C, int64_t D, int64_t H, int64_t W) {
   const int64_t N = H * W, n = B * C * N;
   WSSS_CUDA_LOOP(i, n) {
     const int64_t bc = i / N, j = i % N, b = bc / C, y = j / W, x = j % W;
     const T* v = src + bc * N;
+    if (frozen != nullptr && frozen[b * N + j] != T(0)) {
+      dst[i] = v[j];
+      continue;
+    }
     const T* eb = e + b * D * N;
     T acc = v[j];
     for (int64_t d = 0; d < D; ++d) {
@@ -63,7 +74,7 @@ __global__ void rw_step_kernel(const T* __restrict__ src, T* __restrict__ dst, c
 }
 
 at::Tensor random_walk_cuda(const at::Tensor& values, const at::Tensor& affinity, c10::IntArrayRef offsets_flat,
-                            double beta, int64_t steps) {
+                            double beta, int64_t steps, const std::optional<at::Tensor>& frozen) {
   cuda::check_cuda(values, "wsss::random_walk", "values");
   cuda::check_cuda(affinity, "wsss::random_walk", "affinity");
   TORCH_CHECK(offsets_flat.size() % 2 == 0, "wsss::random_walk: offsets must hold (dy, dx) pairs");
@@ -79,6 +90,12 @@ at::Tensor random_walk_cuda(const at::Tensor& values, const at::Tensor& affinity
   at::Tensor v = values.contiguous();
   at::Tensor a = affinity.contiguous();
   const int64_t B = v.size(0), C = v.size(1), H = v.size(2), W = v.size(3);
+  at::Tensor f;
+  if (frozen.has_value()) {
+    TORCH_CHECK(frozen->dim() == 3 && frozen->size(0) == B && frozen->size(1) == H && frozen->size(2) == W,
+                "wsss::random_walk: frozen must be (B, H, W) like values");
+    f = frozen->to(v.device(), v.scalar_type()).contiguous();
+  }
   at::Tensor output = at::empty(v.sizes(), v.options());
   if (v.numel() == 0) return output;
   std::vector<int> flat(offsets_flat.begin(), offsets_flat.end());
@@ -93,7 +110,8 @@ at::Tensor random_walk_cuda(const at::Tensor& values, const at::Tensor& affinity
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     }
     rw_inv_degree_kernel<scalar_t><<<cuda::blocks_for(B * H * W), cuda::kThreads, 0, stream>>>(
-        e.data_ptr<scalar_t>(), off.data_ptr<int>(), inv.data_ptr<scalar_t>(), B, D, H, W);
+        e.data_ptr<scalar_t>(), off.data_ptr<int>(), f.defined() ? f.data_ptr<scalar_t>() : nullptr,
+        inv.data_ptr<scalar_t>(), B, D, H, W);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     if (steps == 0) {
       output.copy_(v);
@@ -105,7 +123,8 @@ at::Tensor random_walk_cuda(const at::Tensor& values, const at::Tensor& affinity
     for (int64_t s = 0; s < steps; ++s) {
       scalar_t* dst = ((steps - 1 - s) % 2 == 0 ? output : other).data_ptr<scalar_t>();
       rw_step_kernel<scalar_t><<<cuda::blocks_for(B * C * H * W), cuda::kThreads, 0, stream>>>(
-          src, dst, e.data_ptr<scalar_t>(), inv.data_ptr<scalar_t>(), off.data_ptr<int>(), B, C, D, H, W);
+          src, dst, e.data_ptr<scalar_t>(), inv.data_ptr<scalar_t>(), off.data_ptr<int>(),
+          f.defined() ? f.data_ptr<scalar_t>() : nullptr, B, C, D, H, W);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
       src = dst;
     }

@@ -55,8 +55,12 @@ def random_walk_sparse(values: torch.Tensor, affinity: torch.Tensor, radius: int
     return v
 
 
-def transition_matrix(affinity: torch.Tensor, radius: int, beta: float, dtype=torch.float64) -> torch.Tensor:
-    """PSA/IRN's dense ``T = A^β / colsum(A^β)`` with ``A = pairs + pairsᵀ + I``: ``(B, N, N)``."""
+def transition_matrix(affinity: torch.Tensor, radius: int, beta: float, dtype=torch.float64,
+                      frozen: torch.Tensor | None = None) -> torch.Tensor:
+    """PSA/IRN's dense ``T = A^β / colsum(A^β)`` with ``A = pairs + pairsᵀ + I``: ``(B, N, N)``.
+
+    ``frozen`` (``(B, H, W)`` bool, RETAB's second walk): the columns of frozen pixels are cut to the self
+    loop before normalising (``A_ij = 0`` for ``i ≠ j``, ``j`` frozen), so ``v · T`` leaves them unchanged."""
     batch, _, height, width = affinity.shape
     n = height * width
     index = torch.arange(n, device=affinity.device).view(height, width)
@@ -69,15 +73,18 @@ def transition_matrix(affinity: torch.Tensor, radius: int, beta: float, dtype=to
         dense[:, source, target] = weight
         dense[:, target, source] = weight
     dense = dense ** beta
+    if frozen is not None:
+        cut = frozen.reshape(batch, 1, n).to(affinity.device)
+        dense = torch.where(cut, torch.eye(n, dtype=dtype, device=affinity.device).expand(batch, n, n), dense)
     return dense / dense.sum(dim=1, keepdim=True)
 
 
 def random_walk_dense(values: torch.Tensor, affinity: torch.Tensor, radius: int, beta: float, steps: int,
-                      dtype=torch.float64) -> torch.Tensor:
+                      dtype=torch.float64, frozen: torch.Tensor | None = None) -> torch.Tensor:
     """IRN's form: dense ``T``, ``T^steps`` by repeated squaring (``log2(steps)`` squarings when
     ``steps`` is a power of two, as PSA/IRN's ``logt``), then ``v · T^steps``."""
     batch, channels, height, width = values.shape
-    trans = transition_matrix(affinity, radius, beta, dtype)
+    trans = transition_matrix(affinity, radius, beta, dtype, frozen)
     power = None
     while True:
         if steps & 1:
