@@ -23,7 +23,7 @@ STAGES = []  # wsss.workflow.rules.StageRule of every stage, appended by the rul
 
 wildcard_constraints:
     dataset="[A-Za-z0-9]+",
-    supervision="image|point|scribble|box",
+    supervision="image|point|scribble|box|weakshot",
     recipe=recipe_choices(),
     seeds="[A-Za-z0-9_]+",
 

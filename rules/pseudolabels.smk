@@ -2,6 +2,7 @@
 #
 #   classifier -> CAMs ------------------------------------- shared by every supervision and recipe
 #   seeds/<seeds> -> affinity/<seeds> ---------------------- shared by the recipes with the same seed rule
+#   (weak-shot: seeds/<seeds> -> boundary/<seeds> -> affinity/<seeds>, RETAB)
 #   <recipe>/propagate -> <recipe>/crf -> <recipe>/pseudolabels   the recipe's own
 #
 #   snakemake results/minivoc/point/seeds/default          # one stage's folder by itself
@@ -22,17 +23,22 @@ STAGES += [
     #    point discs + CAM evidence, scribble strokes, GrabCut in boxes; CAM-free)
     StageRule("make_seeds", layout.SEEDS, scope=layout.SEEDS_SCOPE,
               inputs={"cam_dir": layout.seeds_cam}),
-    # d. AffinityNet on pairs within radius r drawn from the seeds
-    StageRule("train_affinity", layout.AFFINITY, scope=layout.SEEDS_SCOPE, work=True,
+    # d'. weak-shot (RETAB): the boundary network learnt on the base images' ground truth, its maps of every image
+    StageRule("train_boundary", layout.BOUNDARY, scope=layout.SEEDS_SCOPE, work=True,
               inputs={"classifier_dir": layout.CLASSIFIER, "seeds_dir": layout.SEEDS}),
+    # d. AffinityNet on pairs within radius r drawn from the seeds (weak-shot: the novel images' boundaries left out)
+    StageRule("train_affinity", layout.AFFINITY, scope=layout.SEEDS_SCOPE, work=True,
+              inputs={"classifier_dir": layout.CLASSIFIER, "seeds_dir": layout.SEEDS,
+                      "boundary_dir": layout.affinity_boundary}),
     # e. the recipe's propagator (conf/propagation/<name>.yaml) on the seeds / CAMs (compiled kernels)
     StageRule("propagate", layout.recipe_folder("{recipe}", "propagate"), scope=layout.RECIPE_SCOPE,
               inputs={"seeds_dir": layout.recipe_seeds, "cam_dir": layout.recipe_cam,
-                      "affinity_dir": layout.recipe_affinity}),
+                      "affinity_dir": layout.recipe_affinity, "boundary_dir": layout.recipe_boundary}),
     # f. dense CRF with the recipe's kernels (conf/crf/<name>.yaml), restricted to the classes present
     StageRule("refine_crf", layout.recipe_folder("{recipe}", "crf"), scope=layout.RECIPE_SCOPE,
               inputs={"scores_dir": layout.recipe_folder("{recipe}", "propagate"), "seeds_dir": layout.recipe_seeds}),
     # g. the final pseudo-labels as VOC palette PNGs, with metrics.json
+    #    (weak-shot: the base images with their ground truth, from the seeds folder)
     StageRule("export_pseudolabels", layout.recipe_folder("{recipe}", "pseudolabels"), scope=layout.RECIPE_SCOPE,
-              inputs={"source_dir": layout.recipe_final}, cores=False),
+              inputs={"source_dir": layout.recipe_final, "seeds_dir": layout.weakshot_seeds}, cores=False),
 ]

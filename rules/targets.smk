@@ -9,7 +9,7 @@ from wsss.workflow.plan import PRODUCTS, planned_recipe, requested_targets
 from wsss.workflow.recipes import recipes_for
 
 for _dataset in plan.datasets:
-    for _supervision in ("image", "point", "scribble", "box"):
+    for _supervision in ("image", "point", "scribble", "box", "weakshot"):
         _recipes = [recipe.name for recipe in recipes_for(_supervision)]
         for _product in PRODUCTS:
             _default = planned_recipe(_supervision).name

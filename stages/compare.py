@@ -6,6 +6,7 @@ from wsss.config import stage_main
 from wsss.data import open_dataset
 from wsss.errors import WsssError
 from wsss.io import atomic_path, save_json
+from wsss.pipeline import fold_of
 from wsss.viz.chart import comparison_chart
 from wsss.viz.gallery import GallerySettings, build_gallery
 from wsss.viz.stages import LabelStage, load_metrics, load_per_image
@@ -20,7 +21,7 @@ def main(cfg) -> None:
     recipes = [resolve_recipe(supervision, name) for name in cfg.recipes] or recipes_for(supervision)
     results = Path(cfg.paths.results)
     out = Path(cfg.out_dir)
-    table = comparison_table(results, cfg.logs_dir, cfg.dataset.name, supervision, recipes)
+    table = comparison_table(results, cfg.logs_dir, cfg.dataset.name, supervision, recipes, fold_of(cfg))
     missing = [row["name"] for row in table["recipes"] if row["final"]["miou"] is None]
     if missing:
         raise WsssError(f"{results / cfg.dataset.name / supervision}: no pseudo-label metrics for recipe(s) "

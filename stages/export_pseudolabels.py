@@ -6,8 +6,9 @@ from wsss.config import stage_main
 from wsss.data import open_dataset
 from wsss.errors import WsssError
 from wsss.io import load_label_png
-from wsss.pipeline import LabelStageOutput, prepare, require_dir
+from wsss.pipeline import LabelStageOutput, fold_of, prepare, require_dir
 from wsss.progress import Progress
+from wsss.weakshot.folds import read_split
 
 
 @stage_main("export_pseudolabels")
@@ -15,13 +16,19 @@ def main(cfg) -> None:
     prepare(cfg)
     dataset = open_dataset(cfg.dataset, cfg.split)
     source = require_dir(cfg.source_dir, "final label folder")
-    output = LabelStageOutput(Path(cfg.out_dir), dataset,
-                              {"stage": "pseudolabels", "source": str(source), "supervision": cfg.supervision.name})
+    protocol = {"stage": "pseudolabels", "source": str(source), "supervision": cfg.supervision.name}
+    ground_truth = None  # weak-shot: the seeds folder, whose base images hold their ground truth
+    if cfg.seeds_dir:
+        ground_truth = require_dir(cfg.seeds_dir, "weak-shot seeds folder")
+        split = read_split(ground_truth)
+        protocol["base_images_from"] = str(ground_truth)
+    output = LabelStageOutput(Path(cfg.out_dir), dataset, protocol, fold=fold_of(cfg))
     for image_id in Progress(dataset.ids, desc="export_pseudolabels", unit="images"):
-        label = load_label_png(source / f"{image_id}.png")
+        folder = ground_truth if ground_truth is not None and split.is_base(image_id) else source
+        label = load_label_png(folder / f"{image_id}.png")
         height, width = dataset.image_size(image_id)
         if label.shape != (height, width):
-            raise WsssError(f"{source / (image_id + '.png')}: size {label.shape[1]}x{label.shape[0]} "
+            raise WsssError(f"{folder / (image_id + '.png')}: size {label.shape[1]}x{label.shape[0]} "
                             f"differs from its image {width}x{height}")
         output.add(image_id, label)
     output.finish()

@@ -10,7 +10,7 @@ from wsss.config import stage_main
 from wsss.crf import CRFParams, RefineJob, refine_image
 from wsss.data import open_dataset
 from wsss.parallel import ordered_map, resolve_workers
-from wsss.pipeline import LabelStageOutput, load_keys, prepare, require_dir
+from wsss.pipeline import LabelStageOutput, fold_of, load_keys, prepare, require_dir
 from wsss.progress import Progress
 
 
@@ -23,7 +23,7 @@ def main(cfg) -> None:
     keys_of = load_keys(cfg.scores_dir)
     seeds_dir = require_dir(cfg.seeds_dir, "seeds folder (keep_seeds)") if cfg.keep_seeds else None
     out = Path(cfg.out_dir)
-    output = LabelStageOutput(out, dataset, {"stage": "crf", "crf": True})
+    output = LabelStageOutput(out, dataset, {"stage": "crf", "crf": True}, fold=fold_of(cfg))
     job = RefineJob(scores_dir, out, keys_of, CRFParams(**cfg.crf), seeds_dir)
     # images are decoded here (the reader's checks, nothing of it sent to the workers), a few ahead of the CRF
     images = ((image_id, dataset.load_image(image_id)) for image_id in dataset.ids)

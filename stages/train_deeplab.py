@@ -18,7 +18,7 @@ from wsss.config import checkpoint_fingerprint, stage_main
 from wsss.crf import CRFParams
 from wsss.data import open_dataset
 from wsss.io import save_json, save_torch
-from wsss.pipeline import prepare, require_dir
+from wsss.pipeline import fold_of, prepare, require_dir
 from wsss.retrain.deeplab import DeepLabSettings, evaluate_deeplab, train_deeplab
 from wsss.retrain.iterative import setup_distributed, teardown_distributed
 from wsss.training import Checkpointer
@@ -55,7 +55,7 @@ def main(cfg) -> None:
     val = open_dataset(cfg.dataset, cfg.eval_split, cfg.supervision.annotations)
     crf = CRFParams(**cfg.crf) if cfg.eval.crf else None
     records = evaluate_deeplab(model, val, out, device, list(cfg.eval.scales), bool(cfg.eval.flip), crf,
-                               {"trained_on": str(labels_dir), "supervision": cfg.supervision.name})
+                               {"trained_on": str(labels_dir), "supervision": cfg.supervision.name}, fold_of(cfg))
     if records["plain"] is not None:
         save_json(out / "metrics.json", {**records["plain"], "crf": records["crf"]})
     if records["crf"] is not None:

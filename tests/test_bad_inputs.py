@@ -119,6 +119,16 @@ def _cams(values: float):
     return mutate
 
 
+def _novel_in_base_mask(root, coco, work):
+    """CAMs for the seeds, and a novel class of fold 0 (3, bird) painted into the first image's mask, whose tags
+    (cat, dog) name no novel class: a base image whose ground truth holds a novel class."""
+    _cams(0.5)(root, coco, work)
+    path = root / "SegmentationClass" / f"{FIRST}.png"
+    mask = np.array(Image.open(path))
+    mask[:4, :4] = 3
+    save_label_png(path, mask)
+
+
 def _classifier(kind: str):
     def mutate(root, coco, work):
         import torch
@@ -210,6 +220,7 @@ CHECK_COCO = "check_dataset dataset=coco dataset.root={coco} dataset.train_split
 SEEDS = "make_seeds dataset=voc dataset.root={root} seeds=camfree split=train"
 POINT, SCRIBBLE, BOX = (f"{SEEDS} supervision={kind}" for kind in ("point", "scribble", "box"))
 IMAGE_SEEDS = "make_seeds dataset=voc dataset.root={root} supervision=image split=train cam_dir={work}/cam"
+WEAKSHOT_SEEDS = "make_seeds dataset=voc dataset.root={root} supervision=weakshot split=train cam_dir={work}/cam"
 JPG, PNG, XML = (f"{{root}}/{folder}/{FIRST}.{ext}" for folder, ext in
                  (("JPEGImages", "jpg"), ("SegmentationClass", "png"), ("Annotations", "xml")))
 
@@ -283,6 +294,9 @@ CASES: list[Case] = [
          f"{{root}}/Scribbles/{FIRST}.xml: malformed scribble XML: polygon 1 point 1 needs numeric <X> and <Y>"),
     Case("annotation", "scribble-missing", "scribble file missing", _rm(f"Scribbles/{FIRST}.xml"), SCRIBBLE,
          f"{{root}}/Scribbles/{FIRST}.xml: scribble file not found"),
+    Case("annotation", "weakshot-novel-in-base", "weak-shot base image whose mask holds a novel class",
+         _novel_in_base_mask, WEAKSHOT_SEEDS, f"{PNG}: a base image of fold 0 (its tags name no novel class) has "
+         "pixels of novel class(es) bird"),
     Case("annotation", "coco-missing-image", "COCO json listing an image whose file is absent",
          lambda root, coco, work: (coco / "train" / "000001.jpg").unlink(), CHECK_COCO, "{coco}/train/000001.jpg: image file not found"),
     Case("annotation", "coco-malformed", "COCO json that is not JSON", lambda root, coco, work: (
@@ -312,6 +326,8 @@ CASES: list[Case] = [
          "workers: must be a positive number of processes (1: no pool, in this process) or null"),
     Case("config", "override-grammar", "override that does not parse", None, "check_dataset seed=[1,",
          "config check_dataset: no viable alternative at input '[1,'"),
+    Case("config", "weakshot-fold", "weak-shot fold outside 0-3", None, f"{WEAKSHOT_SEEDS} supervision.fold=4",
+         "supervision.fold: must be a fold 0..3, got 4"),
     Case("config", "unknown-recipe", "unknown recipe", None, "call:recipe:nope",
          "recipe 'nope': no such recipe (conf/recipe/nope.yaml); valid for point:"),
     Case("config", "recipe-supervision", "recipe of another supervision (psa for points)", None, "call:recipe:psa",

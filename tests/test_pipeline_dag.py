@@ -27,10 +27,11 @@ TINY = [
     'train_classifier=train.epochs=1 train.batch_size=3',
     'make_cam=scales=[1.0]',
     'train_affinity=train.epochs=1 train.batch_size=3',
+    'train_boundary=train.epochs=1 train.batch_size=3',
 ]
 #: per recipe: a short walk, a short A2GNN training (written into the copied recipes' ``overrides:``)
 TINY_RECIPES = {"psa": "propagation.steps=8", "irn": "propagation.steps=8", "random_walk": "propagation.steps=8",
-                "a2gnn": "propagation.epochs=2"}
+                "a2gnn": "propagation.epochs=2", "retab": "propagation.steps=8"}
 TARGET = "minivoc_image_pseudolabels"
 STAGES = ["make_minivoc", "train_classifier", "make_cam", "make_seeds", "train_affinity", "propagate",
           "refine_crf", "export_pseudolabels"]
@@ -290,6 +291,47 @@ def test_point_compare_runs_every_recipe_and_writes_table_chart_and_page(pipelin
     targets = {"minivoc_point_compare", *(f"minivoc_point_{n}_pseudolabels" for n in ("a2gnn", "apro", "apro_camfree",
                                                                                       "random_walk"))}
     assert planned_rules(again) - targets == set(), again.stdout[-2000:]
+
+
+WEAKSHOT_STAGES = {"make_seeds", "train_boundary", "train_affinity", "propagate", "refine_crf", "export_pseudolabels"}
+
+
+def test_weakshot_retab_reports_base_and_novel_and_a_fold_change_reruns_only_its_own_stages(pipeline):
+    from wsss.io import load_label_png
+
+    targets = ("minivoc_weakshot_pseudolabels", "minivoc_weakshot_compare")
+    plan = snakemake(pipeline, "-n", *targets)
+    # the classifier and CAMs of the image run are shared: only the weak-shot chain runs
+    assert planned_rules(plan) - set(targets) == WEAKSHOT_STAGES | {"compare"}, plan.stdout[-2000:]
+    result = snakemake(pipeline, *targets)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    results = pipeline / "results" / "minivoc" / "weakshot"
+    split = json.loads((results / "seeds" / "default" / "split.json").read_text())
+    assert split["fold"] == 0 and split["novel_classes"] == [1, 2, 3, 4, 5]
+    base = (results / "seeds" / "default" / "split" / "base.txt").read_text().split()
+    novel = (results / "seeds" / "default" / "split" / "novel.txt").read_text().split()
+    assert len(base) == split["n_base_images"] and len(base) + len(novel) == 6
+    for folder in ("seeds/default", "retab/propagate", "retab/propagate/stage1", "retab/crf", "retab/pseudolabels"):
+        scores = json.loads((results / folder / "metrics.json").read_text())["weakshot"]
+        assert scores["fold"] == 0 and {"miou_all", "miou_base", "miou_novel"} <= set(scores), folder
+    boundary = results / "boundary" / "default"
+    assert len(list(boundary.glob("*.png"))) == 6 and "boundary" in json.loads((boundary / "metrics.json").read_text())
+    truth = pipeline / "data" / "minivoc" / "SegmentationClass"
+    for image_id in base:  # the base images are exported with their ground truth
+        assert (load_label_png(results / "retab" / "pseudolabels" / f"{image_id}.png")
+                == load_label_png(truth / f"{image_id}.png")).all()
+    table = json.loads((results / "compare" / "table.json").read_text())
+    assert table["fold"]["fold"] == 0 and table["recipes"][0]["final"]["miou_novel"] is not None
+    cam = next(stage for stage in table["recipes"][0]["stages"] if stage["stage"] == "make_cam")
+    assert cam["miou_novel"] is not None  # the shared CAMs scored on the fold's class sets too
+    assert "novel mIoU" in (results / "compare" / "table.md").read_text()
+    again = snakemake(pipeline, "-n", *targets)
+    assert planned_rules(again) - set(targets) == set(), again.stdout[-2000:]
+    other_fold = snakemake(pipeline, "-n", *targets, extra_config=("overrides=supervision.fold=2",))
+    assert other_fold.returncode == 0, other_fold.stderr[-2000:]
+    assert planned_rules(other_fold) - set(targets) == WEAKSHOT_STAGES | {"compare"}, other_fold.stdout[-2000:]
+    image_chain = snakemake(pipeline, "-n", TARGET, extra_config=("overrides=supervision.fold=2",))
+    assert planned_rules(image_chain) == set(), image_chain.stdout[-2000:]  # tags-only chains do not read the fold
 
 
 def test_every_stage_whose_code_uses_the_kernels_waits_for_their_build(tmp_path):

@@ -147,8 +147,9 @@ def config_hash(cfg: DictConfig, leave_out: Sequence[str] = ()) -> str:
     """SHA-256 (16 hex digits) of the resolved config as sorted YAML.
 
     ``supervision.recipe`` (which recipe the supervision's plain targets mean) is left out: switching the
-    default recipe must not rerun a stage whose config is otherwise the same. ``leave_out``: further
-    top-level keys to leave out.
+    default recipe must not rerun a stage whose config is otherwise the same; so is ``supervision.fold`` of every
+    supervision but ``weakshot`` (no other reads it: ``--config overrides="supervision.fold=2"`` reruns the
+    weak-shot stages only). ``leave_out``: further top-level keys to leave out.
     """
     container = OmegaConf.to_container(cfg, resolve=True)
     container.pop("hydra", None)  # type: ignore[union-attr]
@@ -157,6 +158,8 @@ def config_hash(cfg: DictConfig, leave_out: Sequence[str] = ()) -> str:
     supervision = container.get("supervision")  # type: ignore[union-attr]
     if isinstance(supervision, dict):
         supervision.pop("recipe", None)
+        if supervision.get("name") != "weakshot":
+            supervision.pop("fold", None)
     text = OmegaConf.to_yaml(OmegaConf.create(container), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -152,6 +152,12 @@ def save_json(path: str | os.PathLike, record: Any) -> None:
         tmp.write_text(json.dumps(clean(record), indent=2, sort_keys=False) + "\n")
 
 
+def save_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` atomically (a temporary name, then renamed)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
 def load_text(path: str | os.PathLike, what: str = "file") -> str:
     """Read a text file; missing or unreadable → one-line :class:`WsssError` ``"<path>: <what> not found"``
     or ``"<path>: unreadable <what> (<reason>)"``."""

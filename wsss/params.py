@@ -43,6 +43,23 @@ class RandomWalkParams:
 
 
 @dataclass(frozen=True)
+class BoundaryWalkParams:
+    """RETAB's two-stage CAM walk gated by predicted boundaries (:mod:`wsss.weakshot.walk`): PSA's walk of the CAMs
+    with background ``(1 − max)^alpha`` (RETAB: α 16, β 8, t 256), stage 1 on the edges whose two ends are not boundary,
+    stage 2 (``second_stage``) letting only the boundary pixels receive, from every neighbour. The boundary pixels are
+    ``train_boundary``'s (its ``threshold``); a cell of the affinity grid is boundary when any of its pixels is."""
+
+    radius: int = 5
+    beta: float = 8.0
+    steps: int = 256
+    alpha: float = 16.0
+    #: which pairs stage 1 keeps: ``endpoints`` (RETAB: both ends off the boundaries; a pair may jump over a thin
+    #: boundary) or ``path`` (also every cell on the straight line between them, as IRN's path affinities)
+    gate: str = "endpoints"
+    second_stage: bool = True
+
+
+@dataclass(frozen=True)
 class SeededWalkParams:
     """``radius``: AffinityNet pair radius; ``beta``, ``steps``: the walk (PSA: 8/10, 256); ``alpha``: CAM background power."""
 

@@ -15,6 +15,8 @@ from wsss.metrics import SegmentationScorer
 if TYPE_CHECKING:
     import torch
 
+    from wsss.weakshot.folds import ClassSets
+
 
 def prepare(cfg) -> torch.device:
     """Seed everything, set the CPU thread count and return the stage's device."""
@@ -25,6 +27,18 @@ def prepare(cfg) -> torch.device:
     seed_everything(int(cfg.seed))
     configure_threads(int(cfg.num_threads))
     return resolve_device(str(cfg.device))
+
+
+def fold_of(cfg) -> ClassSets | None:
+    """The weak-shot class sets of a stage's config (``supervision=weakshot``: its ``supervision.fold``), else None.
+
+    A fold outside the dataset's range is a one-line error naming ``supervision.fold``."""
+    supervision = cfg.get("supervision")
+    if supervision is None or supervision.name != "weakshot":
+        return None
+    from wsss.weakshot.folds import class_sets
+
+    return class_sets(supervision.get("fold"), int(cfg.dataset.num_classes))
 
 
 def require_dir(path: str | Path, what: str) -> Path:
@@ -43,8 +57,10 @@ class LabelStageOutput:
     finding failures), both only when at least one image had ground truth.
     """
 
-    def __init__(self, out_dir: str | Path, dataset: DatasetReader, protocol: dict[str, Any]) -> None:
+    def __init__(self, out_dir: str | Path, dataset: DatasetReader, protocol: dict[str, Any],
+                 fold: ClassSets | None = None) -> None:
         self.out_dir = Path(out_dir)
+        self.fold = fold
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.dataset = dataset
         gt = dataset.gt_folder if isinstance(dataset, VOCLayoutReader) else "SegmentationClass"
@@ -64,11 +80,19 @@ class LabelStageOutput:
         if self.scorer.n_images == 0:
             return None
         record = {**self.scorer.record(self.protocol), **(extra or {})}
+        if self.fold is not None:
+            from wsss.weakshot.folds import fold_scores_of_record
+
+            record["weakshot"] = fold_scores_of_record(record, self.fold)
         save_json(self.out_dir / "per_image.json", self.per_image)
         save_json(self.out_dir / "metrics.json", record)
+        sets = ""
+        if self.fold is not None:
+            scores = record["weakshot"]
+            sets = f", fold {scores['fold']}: base {scores['miou_base']:.2f}, novel {scores['miou_novel']:.2f}"
         print(f"[{self.protocol.get('stage', '')}] mIoU {record['miou']:.2f} over {record['n_images']} images "
-              f"(precision {record['precision']:.1f}, recall {record['recall']:.1f}, coverage {record['coverage']:.1f})",
-              flush=True)
+              f"(precision {record['precision']:.1f}, recall {record['recall']:.1f}, coverage {record['coverage']:.1f}"
+              f"{sets})", flush=True)
         return record
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -74,7 +75,7 @@ class SeedCropDataset(Dataset):
     """``(image (3,crop,crop), label (crop/s, crop/s) int64)`` samples: seeds downsampled to the feature stride."""
 
     def __init__(self, dataset: DatasetReader, seeds_dir, crop: int, resize_range: tuple[int, int], stride: int, seed: int,
-                 cache: DecodeCache | None = None) -> None:
+                 cache: DecodeCache | None = None, ignored: Callable[[str], np.ndarray | None] | None = None) -> None:
         from pathlib import Path
 
         self.dataset = dataset
@@ -82,18 +83,24 @@ class SeedCropDataset(Dataset):
         self.ids = list(dataset.ids)
         self.seeds_dir = Path(seeds_dir)
         self.crop, self.resize_range, self.stride, self.seed = crop, resize_range, stride, seed
+        self.ignored = ignored  # image id -> (H, W) bool pixels to leave out of the pairs (or None)
         self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def __getitem__(self, index: int):
+    def _labels(self, image_id: str) -> np.ndarray:
         from wsss.io import load_label_png
 
+        seeds = load_label_png(self.seeds_dir / f"{image_id}.png")
+        ignored = self.ignored(image_id) if self.ignored is not None else None
+        return seeds if ignored is None else np.where(ignored, 255, seeds).astype(seeds.dtype)
+
+    def __getitem__(self, index: int):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         image_id = self.ids[index]
         image = self.cache.get(("image", image_id), lambda: self.dataset.load_image(image_id))
-        seeds = self.cache.get(("seeds", image_id), lambda: load_label_png(self.seeds_dir / f"{image_id}.png"))
+        seeds = self.cache.get(("seeds", image_id), lambda: self._labels(image_id))
         image, seeds = resize_long(image, int(rng.integers(self.resize_range[0], self.resize_range[1] + 1)), seeds)
         if rng.random() < 0.5:
             image, seeds = image[:, ::-1], seeds[:, ::-1]
@@ -113,11 +120,25 @@ class AffinityTrainConfig(EpochSchedule):
     resize_long: tuple[int, int]
 
 
+def classifier_trunk(classifier_dir, use_weights: bool) -> tuple[dict, dict | None]:
+    """The classifier a trunk is built like (and, with ``use_weights``, started from): ``(backbone config
+    {arch, output_stride, width, ...}, its state dict or None)``; a missing or broken file is a one-line error."""
+    from wsss.io import load_torch
+    from wsss.pipeline import require_dir
+
+    classifier = load_torch(require_dir(classifier_dir, "classifier") / "model.pt", "classifier", ("config", "state_dict"))
+    return classifier["config"]["backbone"], classifier["state_dict"] if use_weights else None
+
+
 def train_affinity(
     dataset: DatasetReader, seeds_dir, classifier_state: dict | None, settings: AffinityTrainConfig, seed: int,
     device: torch.device, checkpointer: Checkpointer | None = None, cache: DecodeCache | None = None,
+    ignored: Callable[[str], np.ndarray | None] | None = None,
 ) -> tuple[AffinityNet, list[dict]]:
     """Train an :class:`AffinityNet` on pairs drawn from the seed PNGs in ``seeds_dir``.
+
+    ``ignored(image_id)``: ``(H, W)`` bool pixels of that image left out of the pairs (weak-shot: the predicted
+    boundaries of the novel images, RETAB), or None.
 
     The trunk starts from ``classifier_state`` (a CAMClassifier state dict) when given.
     Returns the model (eval, CPU) and per-epoch history ``[{"epoch", "loss", "lr"}]``.
@@ -129,7 +150,8 @@ def train_affinity(
     if classifier_state is not None:
         model.load_trunk_from(classifier_state)
     model.to(device)
-    samples = SeedCropDataset(dataset, seeds_dir, settings.crop, tuple(settings.resize_long), settings.stride, seed, cache)
+    samples = SeedCropDataset(dataset, seeds_dir, settings.crop, tuple(settings.resize_long), settings.stride, seed, cache,
+                              ignored)
     def step(batch):
         images, labels = batch
         images, labels = images.to(device), labels.to(device)

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class PropagatorNeeds:
     """``classifier``: needs the CAMs and the classifier-initialised AffinityNet (no CAM-free run);
-    ``affinity``: reads the AffinityNet trained on the seeds (``train_affinity``)."""
+    ``affinity``: reads the AffinityNet trained on the seeds (``train_affinity``); ``boundary``: reads the boundary
+    maps of ``train_boundary`` (weak-shot supervision only)."""
 
     classifier: bool
     affinity: bool
+    boundary: bool = False
 
 
 #: name (= ``conf/propagation/<name>.yaml``) -> needs
@@ -24,6 +26,8 @@ PROPAGATORS: dict[str, PropagatorNeeds] = {
     "random_walk": PropagatorNeeds(classifier=True, affinity=True),  # the seeds (+ CAMs) walked, seeds clamped
     "a2gnn": PropagatorNeeds(classifier=True, affinity=True),  # per-image graph attention network
     "apro": PropagatorNeeds(classifier=False, affinity=False),  # tree + local propagation on the image alone
+    # RETAB: the CAM walk in two stages gated by the boundary network's boundaries
+    "boundary_walk": PropagatorNeeds(classifier=True, affinity=True, boundary=True),
 }
 #: propagators that run without the classifier (``cam=none``)
 CAM_FREE: tuple[str, ...] = tuple(name for name, needs in PROPAGATORS.items() if not needs.classifier)

@@ -31,6 +31,8 @@ class PropagationInput:
             a class only inside its boxes; the background everywhere). ``None``: everywhere.
         cam_low: optional ``(K,h,w)`` float32 CAMs of ``keys`` at a stride (the CAM network's own
             low-resolution output, read by ``cam_walk``); ``None``: only ``cam``.
+        boundary: optional ``(H,W)`` bool, the predicted boundary pixels (``train_boundary``, read by
+            ``boundary_walk``); ``None``: no boundary map.
     """
 
     image: np.ndarray
@@ -39,6 +41,7 @@ class PropagationInput:
     cam: np.ndarray | None = None
     allowed: np.ndarray | None = None
     cam_low: np.ndarray | None = None
+    boundary: np.ndarray | None = None
 
     @property
     def size(self) -> tuple[int, int]:

@@ -22,6 +22,12 @@ def cam_at_stride(cam_highres: np.ndarray, stride: int) -> torch.Tensor:
     return F.avg_pool2d(tensor, stride)[0]
 
 
+def with_power_background(cam_low: torch.Tensor, alpha: float) -> torch.Tensor:
+    """PSA's walk input: ``(K,h,w)`` CAMs in [0, 1] → ``(K+1,h,w)`` with the background ``(1 − max_k cam)^alpha`` first."""
+    max_cam = cam_low.amax(dim=0, keepdim=True) if cam_low.shape[0] else cam_low.new_zeros((1, *cam_low.shape[1:]))
+    return torch.cat([(1.0 - max_cam).clamp(min=0).pow(alpha), cam_low])
+
+
 def propagate(cam_low: torch.Tensor, affinity: torch.Tensor, params: RandomWalkParams) -> torch.Tensor:
     """Random walk of CAMs.
 
@@ -33,8 +39,7 @@ def propagate(cam_low: torch.Tensor, affinity: torch.Tensor, params: RandomWalkP
 
     cam_low = cam_low.to(affinity.dtype).to(affinity.device)
     if params.background == "power":
-        max_cam = cam_low.amax(dim=0, keepdim=True) if cam_low.shape[0] else cam_low.new_zeros((1, *cam_low.shape[1:]))
-        values = torch.cat([(1.0 - max_cam).clamp(min=0).pow(params.alpha), cam_low])
+        values = with_power_background(cam_low, params.alpha)
         return random_walk(values[None], affinity, params.radius, params.beta, params.steps)[0]
     if params.background == "constant":
         if cam_low.shape[0] == 0:

@@ -21,21 +21,25 @@ from wsss.propagation.a2gnn import A2GNNParams, a2gnn_propagate_batch
 from wsss.propagation.apro import AProParams, apro_propagate
 from wsss.propagation.catalog import CAM_FREE, PROPAGATORS
 from wsss.propagation.inputs import PropagationInput
-from wsss.propagation.random_walk import RandomWalkParams, cam_at_stride, propagate, upsample_scores
+from wsss.params import BoundaryWalkParams
+from wsss.propagation.random_walk import (RandomWalkParams, cam_at_stride, propagate, upsample_scores,
+                                         with_power_background)
 from wsss.propagation.seeded_walk import SeededWalkParams, seeded_walk
+from wsss.weakshot.walk import GATES, boundary_at_stride, two_stage_walk
 
 
 def propagation_input(dataset: Any, kind: str, folder: str, image_id: str, image: np.ndarray, seeds: np.ndarray,
                       cam: tuple[np.ndarray, np.ndarray] | None = None,
                       image_keys: np.ndarray | None = None, where: str = "",
-                      cam_low: np.ndarray | None = None) -> PropagationInput:
+                      cam_low: np.ndarray | None = None, boundary: np.ndarray | None = None) -> PropagationInput:
     """Assemble one image's :class:`PropagationInput`.
 
     The classes present are the weak annotation's (read from ``<root>/<folder>/``; boxes also give
-    the per-class box masks) or, for image tags (``kind == "image"``), ``image_keys``. ``cam`` is
+    the per-class box masks) or, for image tags (``image``, and ``weakshot``'s tags), ``image_keys``. ``cam`` is
     ``(cam (K,H,W), cam_keys (K,))`` from ``make_cam`` (re-indexed onto the classes present), or
     ``None`` (CAM-free); ``cam_low`` the same CAMs at a stride (``make_cam``'s ``stride<s>/<id>.npy``,
-    channels as ``cam[1]``), or ``None``. ``where`` (the seeds file) names a size mismatch.
+    channels as ``cam[1]``), or ``None``; ``boundary`` the ``(H,W)`` bool boundary pixels, or ``None``.
+    ``where`` (the seeds file) names a size mismatch.
     """
     from wsss.data.annotations import load_weak_annotation
     from wsss.seeds.box import class_box_masks
@@ -45,7 +49,10 @@ def propagation_input(dataset: Any, kind: str, folder: str, image_id: str, image
         raise WsssError(f"{where or image_id}: seeds size {seeds.shape[1]}x{seeds.shape[0]} differs from its image "
                         f"{image.shape[1]}x{image.shape[0]}")
     allowed = None
-    if kind == "image":
+    if boundary is not None and boundary.shape != image.shape[:2]:
+        raise WsssError(f"{image_id}: boundary map size {boundary.shape[1]}x{boundary.shape[0]} differs from its image "
+                        f"{image.shape[1]}x{image.shape[0]}")
+    if kind in ("image", "weakshot"):
         if image_keys is None:
             raise WsssError(f"{image_id}: image-level supervision needs the CAM keys")
         keys = np.asarray(image_keys, np.int64)
@@ -56,7 +63,7 @@ def propagation_input(dataset: Any, kind: str, folder: str, image_id: str, image
             allowed = np.concatenate([np.ones((1, *seeds.shape), bool), class_box_masks(annotation.boxes, keys, seeds.shape)])
     cam_values = None if cam is None else cam_for_classes(cam[0], cam[1], keys)
     low_values = None if cam is None or cam_low is None else cam_for_classes(cam_low, cam[1], keys)
-    return PropagationInput(image, keys, seeds, cam_values, allowed, low_values)
+    return PropagationInput(image, keys, seeds, cam_values, allowed, low_values, boundary)
 
 
 def _params(cls, node: Mapping[str, Any], extra: Mapping[str, Any] = ()) -> Any:
@@ -93,7 +100,15 @@ class Propagator:
         self.flip = bool(node.get("flip", True))
         self.model = None
         self.radius = 0
-        if self.name == "cam_walk":
+        #: labelled scores of the last image's intermediate stages, ``{name: (K+1,H,W)}`` (``boundary_walk``: stage1)
+        self.intermediate: dict[str, np.ndarray] = {}
+        if self.name == "boundary_walk":
+            self.boundary_walk = _params(BoundaryWalkParams, node)
+            if self.boundary_walk.steps < 1:
+                raise WsssError(f"propagation.steps: must be a positive number of walk steps, got {self.boundary_walk.steps}")
+            if self.boundary_walk.gate not in GATES:
+                raise WsssError(f"propagation.gate: must be one of {', '.join(GATES)}, got '{self.boundary_walk.gate}'")
+        elif self.name == "cam_walk":
             self.cam_walk = _params(RandomWalkParams, node)
             if self.cam_walk.background not in ("power", "constant"):
                 raise WsssError(f"propagation.background: must be 'power' or 'constant', got '{self.cam_walk.background}'")
@@ -114,6 +129,8 @@ class Propagator:
             self.model, self.radius = load_affinity_net(affinity_dir, self.device)
             if self.name == "cam_walk":
                 self.cam_walk = dataclasses.replace(self.cam_walk, radius=self.radius)
+            elif self.name == "boundary_walk":
+                self.boundary_walk = dataclasses.replace(self.boundary_walk, radius=self.radius)
             elif self.name == "random_walk":
                 self.walk = dataclasses.replace(self.walk, radius=self.radius)
             else:
@@ -122,7 +139,7 @@ class Propagator:
     @property
     def cam_stride(self) -> int | None:
         """The stride of the CAMs this propagator reads beside the full-resolution ones (``cam_low``), or None."""
-        return self.model.stride if self.name == "cam_walk" else None
+        return self.model.stride if self.name in ("cam_walk", "boundary_walk") else None
 
     @property
     def batch_size(self) -> int:
@@ -148,12 +165,32 @@ class Propagator:
             return apro_propagate(data, self.apro, self.device)
         if self.name == "cam_walk":
             return self._walk_cams(data)
+        if self.name == "boundary_walk":
+            return self._walk_in_two_stages(data)
         from kernels import pair_affinity_from_features
 
         features = affinity_features(self.model, data.image, self.device, self.flip)
         affinity = pair_affinity_from_features(features, self.radius)
         stride = self.model.stride
         return seeded_walk(data, affinity, stride, self.walk)
+
+    def _cams_at_stride(self, data: PropagationInput) -> torch.Tensor:
+        """``(K,h,w)`` CAMs at the AffinityNet stride: ``make_cam``'s own when given, else pooled from the full ones."""
+        if data.cam_low is not None:
+            return torch.from_numpy(np.ascontiguousarray(data.cam_low, dtype=np.float32))
+        return cam_at_stride(data.cam, self.model.stride)
+
+    def _walk_in_two_stages(self, data: PropagationInput) -> np.ndarray:
+        """RETAB: the CAMs (PSA's background) walked inside the predicted boundaries, then the boundaries filled."""
+        if data.cam is None or data.boundary is None:
+            raise WsssError("propagation=boundary_walk: needs the CAMs (cam=classifier) and the boundary maps (boundary_dir)")
+        height, width = data.size
+        stride = self.model.stride
+        affinity = infer_affinity(self.model, data.image, self.radius, self.device, self.flip)
+        values = with_power_background(self._cams_at_stride(data), self.boundary_walk.alpha)
+        stage1, stage2 = two_stage_walk(values, affinity, boundary_at_stride(data.boundary, stride), self.boundary_walk)
+        self.intermediate = {"stage1": upsample_scores(stage1, stride, height, width)}
+        return upsample_scores(stage2, stride, height, width)
 
     def _walk_cams(self, data: PropagationInput) -> np.ndarray:
         """PSA/IRN: the CAMs (at the AffinityNet stride) walked on the image's affinities, a background channel added."""
@@ -162,8 +199,4 @@ class Propagator:
         height, width = data.size
         stride = self.model.stride
         affinity = infer_affinity(self.model, data.image, self.radius, self.device, self.flip)
-        if data.cam_low is not None:
-            cam_low = torch.from_numpy(np.ascontiguousarray(data.cam_low, dtype=np.float32))
-        else:
-            cam_low = cam_at_stride(data.cam, stride)
-        return upsample_scores(propagate(cam_low, affinity, self.cam_walk), stride, height, width)
+        return upsample_scores(propagate(self._cams_at_stride(data), affinity, self.cam_walk), stride, height, width)

@@ -32,6 +32,7 @@ from wsss.errors import WsssError
 from wsss.io import load_label_png
 from wsss.params import DeepLabSettings
 from wsss.pipeline import LabelStageOutput
+from wsss.weakshot.folds import ClassSets
 from wsss.progress import Progress
 from wsss.retrain.deeplab_model import (
     build_deeplab,
@@ -181,18 +182,19 @@ def predict_probs(model: torch.nn.Module, image: np.ndarray, device: torch.devic
 def evaluate_deeplab(
     model: torch.nn.Module, dataset: DatasetReader, out_dir: str | Path, device: torch.device,
     scales: Sequence[float] = (1.0,), flip: bool = False, crf: CRFParams | None = None,
-    protocol: dict | None = None,
+    protocol: dict | None = None, fold: ClassSets | None = None,
 ) -> dict[str, dict | None]:
     """Predict every image of ``dataset``; write ``<out_dir>/predictions/<id>.png`` (and ``predictions_crf/``
-    when ``crf`` is given), each folder with its ``metrics.json`` when ground truth exists.
+    when ``crf`` is given), each folder with its ``metrics.json`` when ground truth exists (weak-shot ``fold``: with
+    its base and novel mIoU, :class:`LabelStageOutput`).
 
     Returns ``{"plain": record, "crf": record}`` (records as :meth:`LabelStageOutput.finish`; None without ground truth).
     """
     out_dir = Path(out_dir)
     base = {"stage": "deeplab", "scales": list(scales), "flip": flip, **(protocol or {})}
-    plain = LabelStageOutput(out_dir / "predictions", dataset, {**base, "crf": False})
+    plain = LabelStageOutput(out_dir / "predictions", dataset, {**base, "crf": False}, fold=fold)
     refined = LabelStageOutput(out_dir / "predictions_crf", dataset,
-                               {**base, "stage": "deeplab+crf", "crf": True, "crf_params": vars(crf)}) \
+                               {**base, "stage": "deeplab+crf", "crf": True, "crf_params": vars(crf)}, fold=fold) \
         if crf is not None else None
     model.eval()
     for image_id in Progress(dataset.ids, desc="deeplab predict", unit="images"):

@@ -9,7 +9,7 @@ import functools
 import sys
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Collection, Iterable, Mapping
+from typing import Any, Collection, Iterable, Mapping, Optional
 
 from omegaconf import MISSING
 
@@ -56,6 +56,8 @@ class SupervisionConfig:
     #: the default recipe (``conf/recipe/<name>.yaml``) of this supervision's targets; workflow routing only,
     #: left out of every stage's config hash (:func:`wsss.config.config_hash`)
     recipe: str = MISSING
+    #: ``weakshot`` only: the fold (PASCAL-5i 0..3: classes 5k+1..5k+5 novel; :mod:`wsss.weakshot.folds`)
+    fold: Optional[int] = None
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -14,6 +15,9 @@ from wsss.schemas.common import SupervisedStageConfig
 class ExportConfig(SupervisedStageConfig):
     #: folder of final label PNGs (by default the CRF stage's)
     source_dir: str = MISSING
+    #: weak-shot: the seeds folder; its base images (``split/base.txt``) hold their ground truth, which they are
+    #: exported with (retraining then learns the base images from ground truth). null: every image from source_dir
+    seeds_dir: Optional[str] = None
     split: str = MISSING
 
 

@@ -7,12 +7,12 @@ the ``propagation`` group), so a propagator's keys are type-checked like a stage
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from wsss.params import A2GNNParams, AProParams, RandomWalkParams, SeededWalkParams
+from wsss.params import A2GNNParams, AProParams, BoundaryWalkParams, RandomWalkParams, SeededWalkParams
 from wsss.schemas.common import SupervisedStageConfig, config_class, config_fields
 
 
@@ -21,6 +21,13 @@ CamWalkPropagationConfig = config_class(
     "PSA/IRN's random walk of the CAMs on AffinityNet affinities (wsss.propagation.random_walk); "
     "``flip``: average AffinityNet features with the horizontal flip.",
     [("name", str, "cam_walk"), *config_fields(RandomWalkParams, drop={"radius"}), ("flip", bool, True)],
+)
+
+BoundaryWalkPropagationConfig = config_class(
+    "BoundaryWalkPropagationConfig",
+    "RETAB's two-stage walk of the CAMs on AffinityNet affinities, gated by train_boundary's boundaries "
+    "(wsss.weakshot.walk); ``flip``: average AffinityNet features with the horizontal flip.",
+    [("name", str, "boundary_walk"), *config_fields(BoundaryWalkParams, drop={"radius"}), ("flip", bool, True)],
 )
 
 RandomWalkPropagationConfig = config_class(
@@ -52,6 +59,8 @@ class PropagateConfig(SupervisedStageConfig):
     cam_dir: str = MISSING
     seeds_dir: str = MISSING
     affinity_dir: str = MISSING
+    #: ``train_boundary``'s folder (propagators that read boundaries: ``boundary_walk``); null otherwise
+    boundary_dir: Optional[str] = None
     split: str = MISSING
     propagation: Any = MISSING
 
@@ -60,5 +69,6 @@ _store = ConfigStore.instance()
 _store.store(group="schema", name="propagate", node=PropagateConfig, package="_global_")
 _store.store(group="propagation", name="schema_cam_walk", node=CamWalkPropagationConfig)
 _store.store(group="propagation", name="schema_random_walk", node=RandomWalkPropagationConfig)
+_store.store(group="propagation", name="schema_boundary_walk", node=BoundaryWalkPropagationConfig)
 _store.store(group="propagation", name="schema_a2gnn", node=A2GNNPropagationConfig)
 _store.store(group="propagation", name="schema_apro", node=AProPropagationConfig)

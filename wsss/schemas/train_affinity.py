@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -24,6 +25,9 @@ class AffinityModelConfig:
 class TrainAffinityConfig(SupervisedStageConfig):
     classifier_dir: str = MISSING
     seeds_dir: str = MISSING
+    #: weak-shot: ``train_boundary``'s folder; the predicted boundary pixels of the images without ground truth (the
+    #: novel images of the seeds folder's split) are left out of the pairs (RETAB). null: no boundary
+    boundary_dir: Optional[str] = None
     split: str = MISSING
     #: start the trunk from the classifier's weights
     init_from_classifier: bool = True

@@ -200,6 +200,8 @@ def metrics_table_html(stages: Sequence[LabelStage], class_names: Sequence[str])
     """
     columns = [("miou", "mIoU"), ("precision", "precision"), ("recall", "recall"), ("coverage", "coverage"),
                ("n_images", "images")]
+    if any("miou_novel" in (metrics_summary(stage.metrics) or {}) for stage in stages):  # weak-shot: by class set
+        columns += [("miou_base", "base mIoU"), ("miou_novel", "novel mIoU")]
     per_class = [(metrics_summary(stage.metrics) or {}).get("per_class_iou") or {} for stage in stages]
     # classes no stage has a value for (absent from the split's ground truth) would be empty columns
     class_names = [name for name in class_names if any(scores.get(name) is not None for scores in per_class)]

@@ -164,10 +164,14 @@ def discover_label_stages(stages_dir: str | Path, cam_dir: str | Path | None = N
 
 
 def metrics_summary(record: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The parts of a ``metrics.json`` a gallery shows: mIoU, precision, recall, coverage, n_images, per-class IoU."""
+    """The parts of a ``metrics.json`` a gallery shows: mIoU, precision, recall, coverage, n_images, per-class IoU,
+    and a weak-shot stage's base and novel mIoU (``miou_base``, ``miou_novel``)."""
     if record is None:
         return None
     keys = ("miou", "precision", "recall", "coverage", "pixel_accuracy", "n_images")
     summary: dict[str, Any] = {key: record.get(key) for key in keys}
     summary["per_class_iou"] = dict(record.get("per_class_iou") or {})
+    weakshot = record.get("weakshot")
+    if isinstance(weakshot, Mapping):
+        summary["miou_base"], summary["miou_novel"] = weakshot.get("miou_base"), weakshot.get("miou_novel")
     return summary

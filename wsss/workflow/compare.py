@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 from wsss.errors import WsssError
 from wsss.io import load_json
 from wsss.workflow.layout import chain_stages, training_folders
+from wsss.weakshot.folds import ClassSets, fold_scores_of_record
 from wsss.workflow.recipes import Recipe
 
 def read_benchmark(path: Path) -> dict[str, float] | None:
@@ -49,8 +50,10 @@ def _metrics(folder: Path) -> dict[str, Any] | None:
 
 
 def comparison_table(results: str | Path, logs: str | Path, dataset: str, supervision: str,
-                     recipes: Sequence[Recipe]) -> dict[str, Any]:
-    """The comparison record of ``recipes`` (see the module docstring).
+                     recipes: Sequence[Recipe], fold: ClassSets | None = None) -> dict[str, Any]:
+    """The comparison record of ``recipes`` (see the module docstring). Weak-shot ``fold``: every stage with label
+    metrics (the shared CAMs too) and the final labels also get ``miou_base`` and ``miou_novel`` (the record's
+    ``fold`` says which classes).
 
     ``{"dataset", "supervision", "recipes": [{"name", "description", "final": {miou, precision, recall},
     "per_class_iou": {...}, "stages": [{"stage", "rule", "folder", "miou", "precision", "recall", "coverage",
@@ -76,6 +79,7 @@ def comparison_table(results: str | Path, logs: str | Path, dataset: str, superv
             stages.append({
                 "stage": rule, "folder": folder,
                 **{key: (metrics or {}).get(key) for key in ("miou", "precision", "recall", "coverage", "n_images")},
+                **_set_scores(metrics, fold),
                 "seconds": bench.get("seconds"), "max_rss_mb": bench.get("max_rss_mb"),
                 "shared": sorted(set(users[folder]) - {recipe.name}),
             })
@@ -86,12 +90,27 @@ def comparison_table(results: str | Path, logs: str | Path, dataset: str, superv
             stage["seconds_per_image"] = None if seconds is None or not count else seconds / count
         rows.append({
             "name": recipe.name, "description": recipe.description,
-            "final": {key: final.get(key) for key in ("miou", "precision", "recall")},
+            "final": {**{key: final.get(key) for key in ("miou", "precision", "recall")},
+                      **_set_scores(final or None, fold)},
             "per_class_iou": dict(final.get("per_class_iou") or {}),
             "seconds": sum(s["seconds"] or 0.0 for s in stages),
             "stages": stages,
         })
-    return {"dataset": dataset, "supervision": supervision, "recipes": rows}
+    record = {"dataset": dataset, "supervision": supervision, "recipes": rows}
+    if fold is not None:
+        record["fold"] = fold.as_dict()
+    return record
+
+
+def _set_scores(metrics: Mapping[str, Any] | None, fold: ClassSets | None) -> dict[str, Any]:
+    """``{"miou_base", "miou_novel"}`` of a metrics record for a weak-shot fold (None values without metrics); {}
+    without a fold."""
+    if fold is None:
+        return {}
+    if not metrics:
+        return {"miou_base": None, "miou_novel": None}
+    scores = fold_scores_of_record(metrics, fold)
+    return {"miou_base": scores["miou_base"], "miou_novel": scores["miou_novel"]}
 
 
 def training_curves(results: str | Path, dataset: str, supervision: str, recipes: Sequence[Recipe]) -> dict[str, Path]:
@@ -115,21 +134,31 @@ def _fmt(value: Any, digits: int = 1) -> str:
 
 def table_markdown(table: Mapping[str, Any]) -> str:
     """The record of :func:`comparison_table` as Markdown: one summary table, then one per recipe."""
-    lines = [f"# Recipes on {table['dataset']} / {table['supervision']}", "",
-             "| recipe | final mIoU | precision | recall | seconds (whole chain) | method |",
-             "|---|---|---|---|---|---|"]
+    fold = table.get("fold")
+    sets_head = " base mIoU | novel mIoU |" if fold else ""
+    sets_rule = "---|---|" if fold else ""
+
+    def sets(row: Mapping[str, Any]) -> str:
+        return f" {_fmt(row.get('miou_base'), 2)} | {_fmt(row.get('miou_novel'), 2)} |" if fold else ""
+
+    lines = [f"# Recipes on {table['dataset']} / {table['supervision']}", ""]
+    if fold:
+        lines += [f"Fold {fold['fold']}: novel classes {', '.join(map(str, fold['novel_classes']))}; the others and "
+                  "the background are base.", ""]
+    lines += [f"| recipe | final mIoU |{sets_head} precision | recall | seconds (whole chain) | method |",
+              f"|---|---|{sets_rule}---|---|---|---|"]
     ranked = sorted(table["recipes"], key=lambda r: -(r["final"]["miou"] if r["final"]["miou"] is not None else -1))
     for row in ranked:
         final = row["final"]
-        lines.append(f"| {row['name']} | {_fmt(final['miou'], 2)} | {_fmt(final['precision'])} | "
+        lines.append(f"| {row['name']} | {_fmt(final['miou'], 2)} |{sets(final)} {_fmt(final['precision'])} | "
                      f"{_fmt(final['recall'])} | {_fmt(row['seconds'], 0)} | {row['description']} |")
     for row in table["recipes"]:
         lines += ["", f"## {row['name']}", "",
-                  "| stage | mIoU | precision | recall | coverage | s | s / image | peak MB | shared with |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  f"| stage | mIoU |{sets_head} precision | recall | coverage | s | s / image | peak MB | shared with |",
+                  f"|---|---|{sets_rule}---|---|---|---|---|---|---|"]
         for stage in row["stages"]:
             lines.append(
-                f"| {stage['stage']} | {_fmt(stage['miou'], 2)} | {_fmt(stage['precision'])} | {_fmt(stage['recall'])} | "
-                f"{_fmt(stage['coverage'])} | {_fmt(stage['seconds'], 0)} | {_fmt(stage['seconds_per_image'], 3)} | "
-                f"{_fmt(stage['max_rss_mb'], 0)} | {', '.join(stage['shared']) or '–'} |")
+                f"| {stage['stage']} | {_fmt(stage['miou'], 2)} |{sets(stage)} {_fmt(stage['precision'])} | "
+                f"{_fmt(stage['recall'])} | {_fmt(stage['coverage'])} | {_fmt(stage['seconds'], 0)} | "
+                f"{_fmt(stage['seconds_per_image'], 3)} | {_fmt(stage['max_rss_mb'], 0)} | {', '.join(stage['shared']) or '–'} |")
     return "\n".join(lines) + "\n"

@@ -2,7 +2,9 @@
 
 * shared by every supervision: ``<dataset>/classifier``, ``<dataset>/cam``;
 * shared by the recipes that make the same seed choice: ``<dataset>/<supervision>/seeds/<seeds>``
-  and the AffinityNet trained on those seeds, ``<dataset>/<supervision>/affinity/<seeds>``;
+  and the AffinityNet trained on those seeds, ``<dataset>/<supervision>/affinity/<seeds>``; weak-shot
+  supervision also the boundary network learnt on its base images, ``<dataset>/weakshot/boundary/<seeds>`` (its
+  AffinityNet leaves the novel images' boundaries out);
 * a recipe's own: ``<dataset>/<supervision>/<recipe>/{propagate,crf,pseudolabels,gallery,deeplab,instances,maskrcnn}``;
   a box-trained recipe (``mask_loss``): ``maskrcnn`` (trained from the boxes) -> ``boxmasks`` -> ``pseudolabels``;
 * the comparison of every recipe: ``<dataset>/<supervision>/compare``.
@@ -28,6 +30,9 @@ CLASSIFIER = "{dataset}/classifier"
 CAM = "{dataset}/cam"
 SEEDS = "{dataset}/{supervision}/seeds/{seeds}"
 AFFINITY = "{dataset}/{supervision}/affinity/{seeds}"
+BOUNDARY = "{dataset}/{supervision}/boundary/{seeds}"
+#: the supervision whose chains learn from ground truth on some images (RETAB): seeds -> boundary -> affinity
+WEAKSHOT = "weakshot"
 RECIPE = "{dataset}/{supervision}/{recipe}"
 COMPARE = "{dataset}/{supervision}/compare"
 
@@ -71,6 +76,8 @@ def chain_stages(dataset: str, supervision: str, recipe: Recipe) -> list[tuple[s
         stages.append(("train_classifier", DATASET_SCOPE, CLASSIFIER, None))
         stages.append(("make_cam", DATASET_SCOPE, CAM, "cam"))
     stages.append(("make_seeds", SEEDS_SCOPE, SEEDS, "seeds"))
+    if supervision == WEAKSHOT and recipe.uses_affinity:
+        stages.append(("train_boundary", SEEDS_SCOPE, BOUNDARY, None))
     if recipe.uses_affinity:
         stages.append(("train_affinity", SEEDS_SCOPE, AFFINITY, None))
     stages.append(("propagate", RECIPE_SCOPE, recipe_folder("{recipe}", "propagate"), "propagate"))
@@ -93,6 +100,8 @@ def training_folders(dataset: str, supervision: str, recipe: Recipe) -> dict[str
         return {"train_maskrcnn": recipe_folder(recipe.name, "maskrcnn").format(**values)}
     if recipe.uses_classifier:
         folders["train_classifier"] = CLASSIFIER.format(**values)
+    if supervision == WEAKSHOT and recipe.uses_affinity:
+        folders["train_boundary"] = BOUNDARY.format(**values)
     if recipe.uses_affinity:
         folders["train_affinity"] = AFFINITY.format(**values)
     return folders
@@ -107,12 +116,35 @@ def seeds_cam(plan: Plan, wildcards: Mapping[str, str]) -> str | None:
     cfg = planned_config("make_seeds", tuple(plan.base_overrides("make_seeds", wildcards) + plan.user_overrides("make_seeds")))
     if str(cfg.cam) != "classifier":
         return None
-    if wildcards["supervision"] != "image":
+    if wildcards["supervision"] not in ("image", WEAKSHOT):  # tags (weak-shot: the novel images') always read them
         from wsss.seeds.weak import WeakSeedBuilder  # imports torch: only when a weak seed job is planned
 
         if not WeakSeedBuilder.from_config(cfg).uses_cam:
             return None
     return CAM.format(**wildcards)
+
+
+def affinity_boundary(plan: Plan, wildcards: Mapping[str, str]) -> str | None:
+    """``train_affinity``: weak-shot supervision's boundary folder (the novel images' boundaries are ignored)."""
+    return BOUNDARY.format(**wildcards) if wildcards["supervision"] == WEAKSHOT else None
+
+
+def weakshot_seeds(plan: Plan, wildcards: Mapping[str, str]) -> str | None:
+    """``export_pseudolabels``: weak-shot supervision's seeds folder (its base images hold their ground truth)."""
+    recipe = plan.recipe(wildcards)
+    if wildcards["supervision"] != WEAKSHOT or recipe.box_trained:
+        return None
+    return SEEDS.format(**wildcards, seeds=recipe.seeds)
+
+
+def recipe_boundary(plan: Plan, wildcards: Mapping[str, str]) -> str | None:
+    """``propagate``: the boundary folder when the recipe's propagator reads boundaries (``boundary_walk``)."""
+    from wsss.propagation.catalog import PROPAGATORS
+
+    recipe = plan.recipe(wildcards)
+    if recipe.box_trained or not PROPAGATORS[recipe.propagation].boundary:
+        return None
+    return BOUNDARY.format(**wildcards, seeds=recipe.seeds)
 
 
 def recipe_seeds(plan: Plan, wildcards: Mapping[str, str]) -> str | None:

@@ -37,6 +37,18 @@ PRODUCTS = ("pseudolabels", "gallery", "deeplab", "maskrcnn")
 _NAME = re.compile(r"^[A-Za-z0-9]+$")
 
 
+@functools.lru_cache(maxsize=None)
+def stage_has_supervision(stage: str) -> bool:
+    """Whether ``conf/<stage>.yaml`` composes a ``supervision`` group (its defaults list names one)."""
+    from omegaconf import OmegaConf
+
+    path = CONF_DIR / f"{stage}.yaml"
+    if not path.is_file():
+        return False
+    defaults = OmegaConf.load(path).get("defaults") or []
+    return any(isinstance(entry, Mapping) and "supervision" in entry or entry == "supervision" for entry in defaults)
+
+
 def known_stages() -> list[str]:
     return sorted(p.stem for p in CONF_DIR.glob("*.yaml") if p.stem != "common")
 
@@ -157,8 +169,13 @@ class Plan:
 
     # ------------------------------------------------------------------ overrides
     def user_overrides(self, stage: str) -> list[str]:
-        """The user's global then per-stage overrides (later ones win)."""
-        return split_overrides(self.config.get(GLOBAL_KEY)) + split_overrides(self.config.get(stage))
+        """The user's global then per-stage overrides (later ones win). A global override of the supervision
+        (``supervision.fold=2``) goes to the stages that have one only: the classifier and its CAMs, shared by
+        every supervision, neither take nor depend on it."""
+        common = split_overrides(self.config.get(GLOBAL_KEY))
+        if not stage_has_supervision(stage):
+            common = [o for o in common if not o.lstrip("+~").startswith(("supervision.", "supervision="))]
+        return common + split_overrides(self.config.get(stage))
 
     def recipe(self, wildcards) -> Recipe:
         """The job's recipe (``{recipe}`` wildcard), checked to apply to its supervision."""

@@ -35,7 +35,7 @@ from wsss.propagation.catalog import PROPAGATORS
 RECIPE_STAGES = ("propagate", "refine_crf", "segment_boxes", "export_pseudolabels", "make_gallery", "train_deeplab",
                  "export_instances", "train_maskrcnn")
 #: names a recipe may not take: folders beside the recipes' under results/<dataset>/<supervision>/
-RESERVED = ("seeds", "affinity", "compare", "gallery", "pseudolabels", "deeplab", "maskrcnn", "instances", "boxmasks")
+RESERVED = ("seeds", "affinity", "boundary", "compare", "gallery", "pseudolabels", "deeplab", "maskrcnn", "instances", "boxmasks")
 #: ``mask_loss`` values: the box-trained recipes' Mask R-CNN losses (``mask_loss.kind`` of train_maskrcnn)
 BOX_MASK_LOSSES = tuple(kind for kind in MASK_LOSS_KINDS if kind != "mask")
 CAM_SOURCES = ("classifier", "none")
