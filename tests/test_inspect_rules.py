@@ -25,7 +25,7 @@ def test_gallery_targets_exist_for_every_dataset_and_supervision():
     assert result.returncode == 0, result.stderr
     targets = set(result.stdout.split())
     for dataset in ("minivoc", "voc"):
-        for supervision in ("image", "point", "scribble", "box"):
+        for supervision in ("image", "point", "scribble", "box", "weakshot"):
             assert f"{dataset}_{supervision}_gallery" in targets
     assert 'include: "rules/inspect.smk"' in (REPO_ROOT / "Snakefile").read_text().splitlines()
 

@@ -182,7 +182,7 @@ def test_train_deeplab_stage_end_to_end(tiny, tmp_path):
     run = _run_stage("train_deeplab", "dataset=folder", f"dataset.root={root}", "dataset.name=tiny", "deeplab=minivoc",
                      "model.arch=resnet10", "model.init_from_classifier=false", f"labels_dir={labels}",
                      f"out_dir={out}", f"work_dir={work}", "train.iterations=2", "train.batch_size=2",
-                     "train.crop=32", "crf.iterations=2")
+                     "train.crop=32", "crf.iterations=2", "supervision=weakshot", "supervision.fold=2")
     assert "iters/s" in run.stderr and "ETA" in run.stderr
     model = torch.load(out / "model.pt", map_location="cpu", weights_only=False)
     assert model["arch"] == "resnet10" and "state_dict" in model
@@ -192,6 +192,9 @@ def test_train_deeplab_stage_end_to_end(tiny, tmp_path):
     crf = json.loads((out / "metrics_crf.json").read_text())
     assert metrics["protocol"]["split"] == "val" and metrics["protocol"]["crf"] is False
     assert metrics["crf"]["miou"] == crf["miou"] and crf["protocol"]["crf"] is True
+    # weak-shot supervision: val mIoU split by the fold's class sets (fold 2: 11..15 novel, dog and person here)
+    assert metrics["weakshot"]["fold"] == 2 and metrics["weakshot"]["novel_classes"] == [11, 12, 13, 14, 15]
+    assert {"miou_all", "miou_base", "miou_novel"} <= set(crf["weakshot"])
     assert (out / ".hydra" / "config.yaml").is_file()
     assert not (work / "checkpoint.pt").exists()  # cleared once the artifacts are written
     from wsss.viz.curves import read_tensorboard

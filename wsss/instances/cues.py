@@ -43,7 +43,8 @@ from wsss.instances.instance_set import InstanceSet
 from wsss.params import InstanceSettings
 
 #: default instance cue per supervision kind
-CUE_OF_SUPERVISION = {"image": "components", "scribble": "components", "point": "points", "box": "boxes"}
+CUE_OF_SUPERVISION = {"image": "components", "scribble": "components", "point": "points", "box": "boxes",
+                      "weakshot": "components"}
 _EIGHT = np.ones((3, 3), dtype=bool)
 
 
