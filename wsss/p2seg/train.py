@@ -241,9 +241,9 @@ def train_p2seg(
     rounds = settings.refine_rounds + 1
     if settings.iterations < rounds:
         raise WsssError(f"train.iterations: {settings.iterations} is fewer than the {rounds} rounds")
+    samples = PointSamples(dataset, labels_dir, points_dir, settings, seed, 4 * model_settings.affinity_pool, num_classes)
     torch.manual_seed(seed)
     model = build_p2seg(model_settings, num_classes).to(device)
-    samples = PointSamples(dataset, labels_dir, points_dir, settings, seed, 4 * model_settings.affinity_pool, num_classes)
     optimizer = WarmupPolyAdam([(model.parameters(), 1.0)], settings.lr, settings.iterations, settings.weight_decay,
                                settings.power, settings.warmup_iterations, settings.warmup_factor)
     history: list[dict] = []
