@@ -4,7 +4,7 @@
 #                                         #   -> results/minivoc/image/psa/deeplab/metrics.json (+ metrics_crf.json)
 #   snakemake minivoc_image_maskrcnn      # instance pseudo-labels (COCO json) -> Mask R-CNN
 #                                         #   -> results/minivoc/image/psa/maskrcnn/metrics.json (ap50, ap75, AP)
-#   snakemake minivoc_point_p2seg_maskrcnn  # P2Seg: network on apro's pseudo-labels + the points
+#   snakemake minivoc_point_p2seg_maskrcnn  # P2Seg: network on apro_camfree's pseudo-labels + the points
 #                                         #   -> results/minivoc/point/p2seg/{p2seg,instances,maskrcnn}
 #   snakemake voc_box_a2gnn_deeplab --config overrides="dataset.root=/data/VOC2012" train_deeplab="model.pretrained=/w/r101.pth"
 #

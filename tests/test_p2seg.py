@@ -162,3 +162,48 @@ def test_network_shapes_and_one_training_step():
     assert set(losses) == {"semantic", "i2s", "centre", "offset", "affinity"}
     sum(losses.values()).backward()
     assert net.embedding[1].weight.grad.abs().sum() > 0
+
+
+# ------------------------------------------------------------------ training: two rounds, resumable
+def _tiny_settings():
+    from wsss.params import P2SegModelSettings, P2SegSchedule
+
+    model = P2SegModelSettings(arch="resnet10", width=8, aspp_rates=(1, 2, 3), decoder_channels=16, head_channels=8,
+                               embedding_channels=8, affinity_pool=2)
+    schedule = P2SegSchedule(iterations=4, batch_size=2, lr=1e-3, warmup_iterations=1, crop=32, min_component_px=5,
+                             checkpoint_every=1, log_every=1, sync_bn=False)
+    return model, schedule
+
+
+def test_training_refines_once_and_resumes_exactly(tmp_path):
+    from tests.voc_fixture import gt_as_pseudolabels, make_tiny_voc
+    from wsss.data.voc import VOCDataset
+    from wsss.p2seg.train import evaluate_p2seg, train_p2seg
+    from wsss.params import P2SegExportSettings
+
+    torch.set_num_threads(1)
+    root = make_tiny_voc(tmp_path / "voc")
+    labels = gt_as_pseudolabels(root, tmp_path / "labels")
+    dataset, cpu = VOCDataset(root, "train"), torch.device("cpu")
+    model_settings, settings = _tiny_settings()
+    straight, history = train_p2seg(dataset, labels, root / "Points", model_settings, settings, 0, cpu,
+                                    tmp_path / "a", "x")
+    assert [(h["iteration"], h["round"]) for h in history] == [(1, 0), (2, 0), (3, 1), (4, 1)]
+
+    def interrupt(iteration):
+        if iteration == 3:  # in the refined round
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_p2seg(dataset, labels, root / "Points", model_settings, settings, 0, cpu, tmp_path / "b", "x",
+                    on_step=interrupt)
+    resumed, history2 = train_p2seg(dataset, labels, root / "Points", model_settings, settings, 0, cpu,
+                                    tmp_path / "b", "x")
+    assert [h["loss"] for h in history2] == [h["loss"] for h in history]
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+    # its own instances on val: one per annotated point, scored
+    val = VOCDataset(root, "val")
+    record, scorer = evaluate_p2seg(straight, val, root / "Points", cpu, P2SegExportSettings(fallback_size=4))
+    n_points = sum(len((root / "Points" / f"{i}.txt").read_text().split("\n")) - 1 for i in val.ids)
+    assert record["n_instances"] == n_points and 0.0 <= record["ap50"] <= 100.0

@@ -79,14 +79,14 @@ def test_p2seg_reads_another_recipes_labels_and_makes_its_instances():
     from wsss.workflow.layout import chain_folders, chain_stages, training_folders
     from wsss.workflow.recipes import label_recipes_for
 
-    p2seg, apro = load_recipe("p2seg"), load_recipe("apro")
-    assert (p2seg.labels_from, p2seg.instances, p2seg.labels_recipe, p2seg.products) == ("apro", "p2seg", "apro",
-                                                                                         ("maskrcnn",))
-    assert apro.labels_recipe == "apro" and apro.instances == "cues" and "pseudolabels" in apro.products
+    p2seg, source = load_recipe("p2seg"), load_recipe("apro_camfree")
+    assert (p2seg.labels_from, p2seg.instances, p2seg.labels_recipe) == ("apro_camfree", "p2seg", "apro_camfree")
+    assert p2seg.products == ("maskrcnn",)
+    assert source.labels_recipe == "apro_camfree" and source.instances == "cues" and "pseudolabels" in source.products
     # its chain, its training stages and its comparison row are its source's
-    assert chain_folders("minivoc", "point", p2seg) == chain_folders("minivoc", "point", apro)
-    assert chain_stages("minivoc", "point", p2seg) == chain_stages("minivoc", "point", apro)
-    assert training_folders("minivoc", "point", p2seg) == training_folders("minivoc", "point", apro)
+    assert chain_folders("minivoc", "point", p2seg) == chain_folders("minivoc", "point", source)
+    assert chain_stages("minivoc", "point", p2seg) == chain_stages("minivoc", "point", source)
+    assert training_folders("minivoc", "point", p2seg) == training_folders("minivoc", "point", source)
     assert "p2seg" not in [r.name for r in label_recipes_for("point")]
     with pytest.raises(WsssError, match="does not apply to supervision 'box'"):
         resolve_recipe("box", "p2seg")
@@ -180,7 +180,7 @@ def test_p2seg_plans_its_network_on_the_source_labels_then_its_instances_and_mas
     planned = set(re.findall(r"^rule (\w+):", result.stdout, flags=re.M))
     assert {"export_pseudolabels", "train_p2seg", "export_instances", "train_maskrcnn"} <= planned
     network = next(line for line in lines if "-m stages.train_p2seg" in line)
-    assert "labels_dir=results/minivoc/point/apro/pseudolabels" in network
+    assert "labels_dir=results/minivoc/point/apro_camfree/pseudolabels" in network
     assert "out_dir=results/minivoc/point/p2seg/p2seg" in network
     export = next(line for line in lines if "-m stages.export_instances" in line)
     assert "model_dir=results/minivoc/point/p2seg/p2seg" in export and "out_dir=results/minivoc/point/p2seg/instances" in export
@@ -189,7 +189,7 @@ def test_p2seg_plans_its_network_on_the_source_labels_then_its_instances_and_mas
     result = dry_run("minivoc_point_p2seg_pseudolabels")
     assert result.returncode == 1
     assert last_line(result) == ("error: no target 'minivoc_point_p2seg_pseudolabels': recipe 'p2seg' reads the "
-                                 "pseudo-labels of 'apro' and makes only maskrcnn")
+                                 "pseudo-labels of 'apro_camfree' and makes only maskrcnn")
 
 
 @pytest.mark.slow

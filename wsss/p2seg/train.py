@@ -81,9 +81,9 @@ def build_p2seg(settings: P2SegModelSettings, num_classes: int) -> P2SegNet:
 class PointSamples(Dataset):
     """Training samples of P2Seg: ``dataset``'s images, their points (``<points_dir>/<id>.txt``) and semantic
     pseudo-labels (``<labels_dir>/<id>.png``). Points and labels are read and checked once, up front (a point
-    outside its image or of an unknown class is a one-line error naming the file).
+    outside its image or of an unknown class is a one-line error naming the file); labels are read again per sample.
 
-    ``owners[i]`` ``(H, W)`` int64: image i's owner map (index into its points, -1), cut from the pseudo-labels,
+    ``owners[i]`` ``(H, W)`` int16: image i's owner map (index into its points, -1), cut from the pseudo-labels,
     replaced by :meth:`refine`. ``samples[(epoch, index)]`` → dict of ``image (3, S, S)`` float32 normalised,
     ``semantic (S, S)`` int64, ``centre (K-1, S, S)``, ``offset (2, S, S)``, ``offset_weight (S, S)`` float32,
     ``affinity (N, N)`` int8 (S = ``crop``, N = (S / grid stride)²).
@@ -99,38 +99,42 @@ class PointSamples(Dataset):
         self.ids = list(dataset.ids)
         if not self.ids:
             raise WsssError(f"{dataset.root}: split {dataset.split!r} lists no images")
-        labels_dir, points_dir = Path(labels_dir), Path(points_dir)
-        self.labels: list[np.ndarray] = []
+        self.labels_dir, points_dir = Path(labels_dir), Path(points_dir)
         self.points: list[list[Any]] = []
-        self.owners: list[np.ndarray] = []
+        self.owners: list[np.ndarray] = []  # int16: an image's points are far fewer than 32767
         self.round = 0
         for image_id in self.ids:
             size = dataset.image_size(image_id)
-            path = labels_dir / f"{image_id}.png"
-            if not path.is_file():
-                raise WsssError(f"{path}: pseudo-label missing (the semantic pseudo-labels of split {dataset.split!r})")
-            label = load_label_png(path)
-            check_label_values(label, str(path), num_classes, IGNORE_INDEX)
-            check_same_size(label.shape, size, str(path), "pseudo-label")
+            label = self.load_label(image_id, size)
             points = object_points(read_points(points_dir / f"{image_id}.txt", size, num_classes - 1),
                                    settings.min_confidence)
-            self.labels.append(label)
             self.points.append(points)
-            self.owners.append(point_owners(label, points, settings.min_component_px))
+            self.owners.append(point_owners(label, points, settings.min_component_px).astype(np.int16))
+
+    def load_label(self, image_id: str, size: tuple[int, int]) -> np.ndarray:
+        """The semantic pseudo-label ``(H, W)`` uint8 of ``image_id``, checked (values, size)."""
+        path = self.labels_dir / f"{image_id}.png"
+        if not path.is_file():
+            raise WsssError(f"{path}: pseudo-label missing (the semantic pseudo-labels of split {self.dataset.split!r})")
+        label = load_label_png(path)
+        check_label_values(label, str(path), self.num_classes, IGNORE_INDEX)
+        check_same_size(label.shape, size, str(path), "pseudo-label")
+        return label
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def refine(self, owners: Sequence[np.ndarray]) -> None:
         """Train the next round on ``owners`` (one ``(H, W)`` map per image, from the network's predictions)."""
-        self.owners = list(owners)
+        self.owners = [np.asarray(owner, np.int16) for owner in owners]
         self.round += 1
 
     def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
         rng = sample_rng(self.seed, key)
         index = key[1]
         image = self.dataset.load_image(self.ids[index])
-        label, owner, points = self.labels[index], self.owners[index], self.points[index]
+        label = self.load_label(self.ids[index], image.shape[:2])
+        owner, points = self.owners[index].astype(np.int64), self.points[index]
         # affinity label map: classes in the first round, the refined instances (+ background) after
         groups = label.astype(np.int64) if self.round == 0 else owner_labels(owner, label == 0)
         height, width = label.shape
