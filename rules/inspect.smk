@@ -32,9 +32,9 @@ def _recipe_labels(plan, wildcards):
 
 def _compared_chains(plan, wildcards):
     """Every label folder of every recipe that applies to the supervision."""
-    from wsss.workflow.recipes import recipes_for
+    from wsss.workflow.recipes import label_recipes_for
 
-    return sorted({folder for recipe in recipes_for(wildcards["supervision"])
+    return sorted({folder for recipe in label_recipes_for(wildcards["supervision"])
                    for folder in layout.chain_folders(wildcards["dataset"], wildcards["supervision"], recipe).values()})
 
 

@@ -4,6 +4,8 @@
 #                                         #   -> results/minivoc/image/psa/deeplab/metrics.json (+ metrics_crf.json)
 #   snakemake minivoc_image_maskrcnn      # instance pseudo-labels (COCO json) -> Mask R-CNN
 #                                         #   -> results/minivoc/image/psa/maskrcnn/metrics.json (ap50, ap75, AP)
+#   snakemake minivoc_point_p2seg_maskrcnn  # P2Seg: network on apro_camfree's pseudo-labels + the points
+#                                         #   -> results/minivoc/point/p2seg/{p2seg,instances,maskrcnn}
 #   snakemake voc_box_a2gnn_deeplab --config overrides="dataset.root=/data/VOC2012" train_deeplab="model.pretrained=/w/r101.pth"
 #
 # Training jobs take every core (`threads`) and one `gpu` resource (`--resources gpu=2` runs two at once;
@@ -18,7 +20,7 @@
 from wsss.workflow import layout
 from wsss.workflow.rules import StageRule
 
-_PSEUDOLABELS = layout.recipe_folder("{recipe}", "pseudolabels")
+_PSEUDOLABELS = layout.recipe_pseudolabels  # a labels_from recipe (p2seg): its source's
 _INSTANCES = layout.recipe_folder("{recipe}", "instances")
 
 STAGES += [
@@ -26,9 +28,14 @@ STAGES += [
     StageRule("train_deeplab", layout.recipe_folder("{recipe}", "deeplab"), scope=layout.RECIPE_SCOPE, work=True,
               gpu=True, launcher=True,
               inputs={"labels_dir": _PSEUDOLABELS, "classifier_dir": layout.classifier_if_initialising("train_deeplab")}),
-    # instance pseudo-labels: the semantic pseudo-labels cut by the supervision's cues, as a COCO json
-    StageRule("export_instances", _INSTANCES, scope=layout.RECIPE_SCOPE, inputs={"labels_dir": _PSEUDOLABELS},
-              cores=False),
+    # P2Seg (instances: p2seg): instance network from the points + pseudo-labels; its own instances scored on val
+    StageRule("train_p2seg", layout.recipe_folder("{recipe}", "p2seg"), scope=layout.RECIPE_SCOPE, work=True,
+              gpu=True, launcher=True,
+              inputs={"labels_dir": _PSEUDOLABELS, "classifier_dir": layout.classifier_if_initialising("train_p2seg")}),
+    # instance pseudo-labels: the semantic pseudo-labels cut by the supervision's cues (or the P2Seg network's
+    # instances, model_dir), as a COCO json
+    StageRule("export_instances", _INSTANCES, scope=layout.RECIPE_SCOPE,
+              inputs={"labels_dir": _PSEUDOLABELS, "model_dir": layout.recipe_instance_model}, cores=False),
     # instance: Mask R-CNN on the instance pseudo-labels (a box-trained recipe: on the boxes alone, its mask_loss);
     # val VOC mAP_r (0.5, 0.75) and COCO AP
     StageRule("train_maskrcnn", layout.recipe_folder("{recipe}", "maskrcnn"), scope=layout.RECIPE_SCOPE, work=True,

@@ -12,13 +12,13 @@ from wsss.viz.gallery import GallerySettings, build_gallery
 from wsss.viz.stages import LabelStage, load_metrics, load_per_image
 from wsss.workflow.compare import comparison_table, table_markdown, training_curves
 from wsss.workflow.layout import chain_folders
-from wsss.workflow.recipes import recipes_for, resolve_recipe
+from wsss.workflow.recipes import label_recipes_for, resolve_recipe
 
 
 @stage_main("compare")
 def main(cfg) -> None:
     supervision = cfg.supervision.name
-    recipes = [resolve_recipe(supervision, name) for name in cfg.recipes] or recipes_for(supervision)
+    recipes = [resolve_recipe(supervision, name) for name in cfg.recipes] or label_recipes_for(supervision)
     results = Path(cfg.paths.results)
     out = Path(cfg.out_dir)
     table = comparison_table(results, cfg.logs_dir, cfg.dataset.name, supervision, recipes, fold_of(cfg))

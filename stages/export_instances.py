@@ -1,4 +1,6 @@
-"""Instance pseudo-labels: semantic pseudo-labels + instance cues → ``<out_dir>/instances.json`` (COCO format).
+"""Instance pseudo-labels: semantic pseudo-labels + instance cues → ``<out_dir>/instances.json`` (COCO format);
+with ``model_dir`` (recipe p2seg): the P2Seg network's instances instead, one per annotated point
+(:func:`wsss.p2seg.train.p2seg_instances`, the fallback of the model's ``export`` settings).
 
 Also writes ``metrics.json`` (the pseudo-instances scored against the split's
 ground-truth instances when it has them: VOC mAP_r at 0.5/0.75, COCO AP) and
@@ -21,12 +23,20 @@ from wsss.progress import Progress
 
 @stage_main("export_instances")
 def main(cfg) -> None:
-    prepare(cfg)
+    device = prepare(cfg)
     dataset = open_dataset(cfg.dataset, cfg.split, cfg.supervision.annotations)
     labels_dir = require_dir(cfg.labels_dir, "pseudo-label folder")
     cue = resolve_cue(cfg.instances.cue, cfg.supervision.name)
     settings = InstanceSettings(**cfg.instances)
     points_dir = Path(dataset.root) / cfg.supervision.annotations if cue == "points" else None
+    network = None
+    if cfg.model_dir:
+        from wsss.p2seg.train import load_p2seg, p2seg_instances
+
+        if cue != "points":
+            raise WsssError(f"model_dir: the P2Seg network makes one instance per point, but the cue is '{cue}'")
+        network = load_p2seg(require_dir(cfg.model_dir, "P2Seg network folder") / "model.pt", device)
+        cue = "p2seg"
     builder = CocoBuilder(dataset, description=f"{cfg.dataset.name} {cfg.split} instance pseudo-labels "
                                                f"({cfg.supervision.name} supervision, cue {cue})")
     scorer = InstanceScorer(dataset, {"stage": "instances", "cue": cue, "supervision": cfg.supervision.name})
@@ -36,7 +46,10 @@ def main(cfg) -> None:
         height, width = dataset.image_size(image_id)
         if semantic.shape != (height, width):
             raise WsssError(f"{path}: size {semantic.shape[1]}x{semantic.shape[0]} differs from its image {width}x{height}")
-        instances = make_instances(dataset, image_id, semantic, cue, settings, points_dir)
+        if network is not None:
+            instances = p2seg_instances(network[0], dataset, points_dir, image_id, device, network[1])
+        else:
+            instances = make_instances(dataset, image_id, semantic, cue, settings, points_dir)
         builder.add_instances(builder.add_image(image_id, height, width), instances)
         if scorer.has_gt(image_id):
             scorer.add(image_id, instances)

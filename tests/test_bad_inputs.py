@@ -219,6 +219,8 @@ CHECK = "check_dataset dataset=voc dataset.root={root} splits=[train,val]"
 CHECK_COCO = "check_dataset dataset=coco dataset.root={coco} dataset.train_split=train splits=[train]"
 SEEDS = "make_seeds dataset=voc dataset.root={root} seeds=camfree split=train"
 POINT, SCRIBBLE, BOX = (f"{SEEDS} supervision={kind}" for kind in ("point", "scribble", "box"))
+P2SEG = ("train_p2seg dataset=voc dataset.root={root} labels_dir={root}/SegmentationClass model.init_from_classifier=false "
+         "work_dir={work}/p2seg")
 IMAGE_SEEDS = "make_seeds dataset=voc dataset.root={root} supervision=image split=train cam_dir={work}/cam"
 WEAKSHOT_SEEDS = "make_seeds dataset=voc dataset.root={root} supervision=weakshot split=train cam_dir={work}/cam"
 JPG, PNG, XML = (f"{{root}}/{folder}/{FIRST}.{ext}" for folder, ext in
@@ -279,6 +281,11 @@ CASES: list[Case] = [
          f"{{root}}/Points/{FIRST}.txt: line 1: malformed point line '5 5 cat'"),
     Case("annotation", "point-class", "point of an unknown class index", _write(f"Points/{FIRST}.txt", "5 5 20 1.0\n"),
          POINT, "unknown class_index '20'"),
+    Case("annotation", "p2seg-point-outside", "point outside the image, P2Seg training",
+         _write(f"Points/{FIRST}.txt", "500 5 0 1.0\n"), P2SEG,
+         f"{{root}}/Points/{FIRST}.txt: line 1: point (500.0, 5.0) lies outside"),
+    Case("annotation", "p2seg-point-class", "point of an unknown class index, P2Seg training",
+         _write(f"Points/{FIRST}.txt", "5 5 20 1.0\n"), P2SEG, f"{{root}}/Points/{FIRST}.txt: line 1: unknown class_index '20'"),
     Case("annotation", "point-confidence", "point confidence outside [0, 1]", _write(f"Points/{FIRST}.txt", "5 5 3 1.5\n"),
          POINT, "confidence '1.5' outside [0, 1]"),
     Case("annotation", "point-nan", "point with a NaN coordinate", _write(f"Points/{FIRST}.txt", "nan 5 3 1.0\n"), POINT,

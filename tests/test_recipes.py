@@ -30,7 +30,7 @@ def test_each_supervision_names_an_applicable_default():
 
 def test_explicit_recipes_and_what_applies():
     assert [r.name for r in recipes_for("image")] == ["a2gnn", "apro", "irn", "psa"]
-    assert [r.name for r in recipes_for("point")] == ["a2gnn", "apro", "apro_camfree", "random_walk"]
+    assert [r.name for r in recipes_for("point")] == ["a2gnn", "apro", "apro_camfree", "p2seg", "random_walk"]
     camfree = resolve_recipe("box", "apro_camfree")
     assert (camfree.cam, camfree.seeds, camfree.propagation, camfree.crf) == ("none", "camfree", "apro", "a2gnn")
     assert not camfree.uses_classifier and not camfree.uses_affinity
@@ -39,7 +39,7 @@ def test_explicit_recipes_and_what_applies():
 
 def test_unknown_recipe_lists_the_valid_ones():
     with pytest.raises(WsssError, match=r"recipe 'nope': no such recipe .*valid for point: a2gnn, apro, apro_camfree, "
-                                        r"random_walk$"):
+                                        r"p2seg, random_walk$"):
         resolve_recipe("point", "nope")
 
 
@@ -75,6 +75,23 @@ def test_a_box_trained_recipe_is_a_mask_rcnn_then_its_box_masks():
     assert "apro_boxinst" in [r.name for r in recipes_for("box")] and "apro_boxinst" not in [r.name for r in recipes_for("point")]
 
 
+def test_p2seg_reads_another_recipes_labels_and_makes_its_instances():
+    from wsss.workflow.layout import chain_folders, chain_stages, training_folders
+    from wsss.workflow.recipes import label_recipes_for
+
+    p2seg, source = load_recipe("p2seg"), load_recipe("apro_camfree")
+    assert (p2seg.labels_from, p2seg.instances, p2seg.labels_recipe) == ("apro_camfree", "p2seg", "apro_camfree")
+    assert p2seg.products == ("maskrcnn",)
+    assert source.labels_recipe == "apro_camfree" and source.instances == "cues" and "pseudolabels" in source.products
+    # its chain, its training stages and its comparison row are its source's
+    assert chain_folders("minivoc", "point", p2seg) == chain_folders("minivoc", "point", source)
+    assert chain_stages("minivoc", "point", p2seg) == chain_stages("minivoc", "point", source)
+    assert training_folders("minivoc", "point", p2seg) == training_folders("minivoc", "point", source)
+    assert "p2seg" not in [r.name for r in label_recipes_for("point")]
+    with pytest.raises(WsssError, match="does not apply to supervision 'box'"):
+        resolve_recipe("box", "p2seg")
+
+
 @pytest.fixture
 def conf_copy(tmp_path, monkeypatch) -> Path:
     """A copy of conf/ that the recipe loader reads (its caches cleared before and after)."""
@@ -101,6 +118,12 @@ def conf_copy(tmp_path, monkeypatch) -> Path:
     ("supervisions: [box]\nmask_loss: dice\ncrf: none\n", r"mask_loss: must be one of filled_box, apro"),
     ("supervisions: [box, point]\nmask_loss: apro\ncrf: none\n", r"a mask_loss recipe trains from boxes, so only \[box\]"),
     ("supervisions: [box]\nmask_loss: apro\n", r"crf: a mask_loss recipe's labels are the network's masks"),
+    ("supervisions: [point]\nlabels_from: apro\ninstances: magic\ncrf: none\n", r"instances: must be one of cues, p2seg"),
+    ("supervisions: [point]\ninstances: p2seg\ncrf: none\n", r"instances: p2seg learns from points and another"),
+    ("supervisions: [point]\nlabels_from: p2seg\ninstances: p2seg\ncrf: none\n",
+     r"labels_from: 'p2seg' is not a recipe with pseudo-labels of its own"),
+    ("supervisions: [point]\nlabels_from: psa\ninstances: p2seg\ncrf: none\n", r"labels_from: recipe 'psa' does not apply to point"),
+    ("supervisions: [point]\nlabels_from: apro\ninstances: p2seg\n", r"crf: a labels_from recipe makes no labels"),
 ])
 def test_a_broken_recipe_file_is_one_line_naming_it(conf_copy, text, message):
     (conf_copy / "recipe" / "bad.yaml").write_text(text)
@@ -132,7 +155,7 @@ def test_plan_rejects_an_inapplicable_or_unknown_recipe_target_in_one_line():
     result = dry_run("minivoc_point_psa_pseudolabels")
     assert result.returncode == 1
     assert last_line(result).startswith("error: recipe 'psa': 'psa' does not apply to supervision 'point'")
-    assert "valid for point: a2gnn, apro, apro_camfree, random_walk" in last_line(result)
+    assert "valid for point: a2gnn, apro, apro_camfree, p2seg, random_walk" in last_line(result)
     result = dry_run("minivoc_box_nope_gallery")
     assert result.returncode == 1 and "recipe 'nope': no such recipe" in last_line(result)
     assert "Traceback" not in result.stderr
@@ -148,6 +171,25 @@ def test_a_box_trained_recipe_plans_no_seeds_and_trains_from_the_boxes():
     assert "mask_loss.kind=apro" in command and "instances_dir=" not in command
     assert "model_dir=results/minivoc/box/apro_boxinst/maskrcnn" in next(
         line for line in result.stdout.splitlines() if "-m stages.segment_boxes" in line)
+
+
+def test_p2seg_plans_its_network_on_the_source_labels_then_its_instances_and_mask_rcnn():
+    result = dry_run("-p", "--forceall", "minivoc_point_p2seg_maskrcnn")
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    planned = set(re.findall(r"^rule (\w+):", result.stdout, flags=re.M))
+    assert {"export_pseudolabels", "train_p2seg", "export_instances", "train_maskrcnn"} <= planned
+    network = next(line for line in lines if "-m stages.train_p2seg" in line)
+    assert "labels_dir=results/minivoc/point/apro_camfree/pseudolabels" in network
+    assert "out_dir=results/minivoc/point/p2seg/p2seg" in network
+    export = next(line for line in lines if "-m stages.export_instances" in line)
+    assert "model_dir=results/minivoc/point/p2seg/p2seg" in export and "out_dir=results/minivoc/point/p2seg/instances" in export
+    assert "instances_dir=results/minivoc/point/p2seg/instances" in next(
+        line for line in lines if "-m stages.train_maskrcnn" in line)
+    result = dry_run("minivoc_point_p2seg_pseudolabels")
+    assert result.returncode == 1
+    assert last_line(result) == ("error: no target 'minivoc_point_p2seg_pseudolabels': recipe 'p2seg' reads the "
+                                 "pseudo-labels of 'apro_camfree' and makes only maskrcnn")
 
 
 @pytest.mark.slow

@@ -304,3 +304,69 @@ class GallerySettings:
     title: str = "wsss gallery"
     #: offer "A − B" sort keys for every pair of stages, not only consecutive ones (the recipe comparison)
     pairwise: bool = False
+
+
+@dataclass
+class P2SegModelSettings:
+    """The P2Seg network (:class:`wsss.p2seg.model.P2SegNet`; ``model`` in ``conf/p2seg/<dataset>.yaml``, where
+    ``init_from_classifier`` stands for ``init_trunk``)."""
+
+    arch: str = "resnet50"
+    #: trunk stage widths width·(1, 2, 4, 8) (64 = torchvision's ResNets, needed for ImageNet weights)
+    width: int = 64
+    output_stride: int = 16
+    aspp_rates: tuple[int, int, int] = (6, 12, 18)
+    decoder_channels: int = 256
+    head_channels: int = 128
+    embedding_channels: int = 64
+    #: decoder cells (stride 4) per affinity cell side: the affinity grid's stride is 4·affinity_pool
+    affinity_pool: int = 4
+    pretrained: str = ""
+    init_trunk: str = ""
+
+
+@dataclass
+class P2SegSchedule:
+    """Schedule, targets and losses of :func:`wsss.p2seg.train.train_p2seg` (``train`` in ``conf/p2seg/<dataset>.yaml``).
+
+    Adam with a linear warm-up then poly decay; ``batch_size`` is global (all GPUs). ``iterations`` is the whole
+    run, split evenly over ``refine_rounds + 1`` rounds: each round after the first trains on targets rebuilt from
+    the network's own predictions (self-refinement). Loss weights: P2Seg's (semantic 1, centre 200, offset 0.01,
+    affinity 1); ``i2s_weight``: the cross-entropy of the affinity-refined semantic probabilities.
+    """
+
+    iterations: int = 50000
+    batch_size: int = 8
+    lr: float = 5e-5
+    weight_decay: float = 0.0
+    power: float = 0.9
+    warmup_iterations: int = 2000
+    warmup_factor: float = 0.001
+    crop: int = 416
+    scale_range: tuple[float, float] = (0.7, 1.3)
+    #: Gaussian σ of the centre heatmaps (pixels)
+    sigma: float = 6.0
+    #: class regions smaller than this (pixels) give no offset target (BESTIE: 50)
+    min_component_px: int = 50
+    #: points below this confidence are not trained on (annotated points: 1.0; BESTIE's PAM peaks: 0.7)
+    min_confidence: float = 0.0
+    refine_rounds: int = 1
+    semantic_weight: float = 1.0
+    centre_weight: float = 200.0
+    offset_weight: float = 0.01
+    affinity_weight: float = 1.0
+    i2s_weight: float = 1.0
+    grad_clip: float = 0.0
+    checkpoint_every: int = 1000
+    log_every: int = 20
+    workers: int = 0
+    sync_bn: bool = True
+
+
+@dataclass(frozen=True)
+class P2SegExportSettings:
+    """The instances of :func:`wsss.p2seg.targets.point_instances` (``export`` in ``conf/p2seg/<dataset>.yaml``)."""
+
+    #: side of the square given to a point left without pixels (P2Seg: 64), with ``fallback_score`` (P2Seg: 0.5)
+    fallback_size: int = 64
+    fallback_score: float = 0.5

@@ -97,12 +97,40 @@ def instances_from_components(
     return InstanceSet.stack(masks, labels, list(scores), size)
 
 
-def _square(center: tuple[int, int], side: int, size: tuple[int, int]) -> np.ndarray:
+def square_mask(center: tuple[int, int], side: int, size: tuple[int, int]) -> np.ndarray:
+    """``(H, W)`` bool: the ``side × side`` square around ``center = (x, y)``, clipped to the image."""
     mask = np.zeros(size, dtype=bool)
     x, y = center
     half = side // 2
     mask[max(0, y - half): y - half + side, max(0, x - half): x - half + side] = True
     return mask
+
+
+def point_owners(semantic: np.ndarray, points: Sequence[Any], min_component_px: int = 0) -> np.ndarray:
+    """Which point each pixel belongs to: ``(H, W)`` int64, an index into ``points`` or -1.
+
+    ``semantic (H, W)``: class map (0 bg, 1..K-1, 255 ignored); ``points``: objects with ``x``, ``y``, ``class_id``
+    (all > 0). Each 8-connected region of a class (at least ``min_component_px`` pixels) holding exactly one point
+    of that class belongs to it; one holding several is split, each pixel to its nearest point (BESTIE/P2Seg's
+    ``dis_group``); one holding none stays -1 (BESTIE: "unlabeled"), as do background and ignored pixels.
+    """
+    semantic = _check_semantic(semantic)
+    owner = np.full(semantic.shape, -1, dtype=np.int64)
+    for cls in sorted({p.class_id for p in points}):
+        regions, count = ndimage.label(semantic == cls, structure=_EIGHT)
+        of_class = [i for i, p in enumerate(points) if p.class_id == cls]
+        for k in range(1, count + 1):
+            region = regions == k
+            if region.sum() < min_component_px:
+                continue
+            inside = [i for i in of_class if region[points[i].y, points[i].x]]
+            if not inside:
+                continue
+            ys, xs = np.nonzero(region)
+            centres = np.array([(points[i].x, points[i].y) for i in inside], dtype=np.float64)
+            d2 = (xs[:, None] - centres[None, :, 0]) ** 2 + (ys[:, None] - centres[None, :, 1]) ** 2
+            owner[ys, xs] = np.asarray(inside)[d2.argmin(axis=1)]
+    return owner
 
 
 def instances_from_points(
@@ -122,21 +150,7 @@ def instances_from_points(
     semantic = _check_semantic(semantic)
     size = semantic.shape
     kept = [p for p in points if p.class_id > 0 and p.confidence >= min_confidence]
-    owner = np.full(size, -1, dtype=np.int64)  # index into ``kept`` of each pixel's point
-    for cls in sorted({p.class_id for p in kept}):
-        regions, count = ndimage.label(semantic == cls, structure=_EIGHT)
-        of_class = [i for i, p in enumerate(kept) if p.class_id == cls]
-        for k in range(1, count + 1):
-            region = regions == k
-            if region.sum() < min_component_px:
-                continue
-            inside = [i for i in of_class if region[kept[i].y, kept[i].x]]
-            if not inside:
-                continue
-            ys, xs = np.nonzero(region)
-            centres = np.array([(kept[i].x, kept[i].y) for i in inside], dtype=np.float64)
-            d2 = (xs[:, None] - centres[None, :, 0]) ** 2 + (ys[:, None] - centres[None, :, 1]) ** 2
-            owner[ys, xs] = np.asarray(inside)[d2.argmin(axis=1)]
+    owner = point_owners(semantic, kept, min_component_px)  # index into ``kept`` of each pixel's point
     masks, labels, fallback = [], [], []
     for i, point in enumerate(kept):
         mask = owner == i
@@ -144,7 +158,7 @@ def instances_from_points(
         if not mask.any():
             if fallback_size <= 0:
                 continue
-            mask, is_fallback = _square((point.x, point.y), fallback_size, size), True
+            mask, is_fallback = square_mask((point.x, point.y), fallback_size, size), True
         masks.append(mask)
         labels.append(point.class_id)
         fallback.append(is_fallback)

@@ -21,6 +21,8 @@ class ExportInstancesConfig(SupervisedStageConfig):
     #: folder of semantic pseudo-labels <id>.png
     labels_dir: str = MISSING
     split: str = MISSING
+    #: a train_p2seg folder: export its network's instances (one per point) instead of cutting the labels
+    model_dir: str = ""
     instances: InstanceCueConfig = field(default_factory=InstanceCueConfig)
 
 

@@ -7,6 +7,8 @@
   AffinityNet leaves the novel images' boundaries out);
 * a recipe's own: ``<dataset>/<supervision>/<recipe>/{propagate,crf,pseudolabels,gallery,deeplab,instances,maskrcnn}``;
   a box-trained recipe (``mask_loss``): ``maskrcnn`` (trained from the boxes) -> ``boxmasks`` -> ``pseudolabels``;
+  a recipe reading another's labels (``labels_from``; P2Seg): that recipe's ``pseudolabels`` -> its own ``p2seg``
+  (the network, ``instances: p2seg``) -> ``instances`` -> ``maskrcnn``;
 * the comparison of every recipe: ``<dataset>/<supervision>/compare``.
 
 The functions ``(plan, wildcards) -> folder | None`` are the rules' conditional inputs
@@ -18,7 +20,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from wsss.workflow.plan import Plan
-from wsss.workflow.recipes import Recipe
+from wsss.workflow.recipes import Recipe, load_recipe
 
 #: log folders (``logs/<scope>/<stage>.log`` and ``.benchmark.tsv``) of the dataset's, the seed rule's and
 #: the recipe's stages
@@ -44,7 +46,9 @@ def recipe_folder(recipe: str, folder: str) -> str:
 
 def chain_folders(dataset: str, supervision: str, recipe: Recipe) -> dict[str, str]:
     """The label folders of one recipe's run, in pipeline order: ``{stage name: folder}`` (relative to the
-    results folder). The CAM folder is ``make_cam``'s (its labels are in ``labels/``)."""
+    results folder). The CAM folder is ``make_cam``'s (its labels are in ``labels/``). A ``labels_from`` recipe:
+    its source's."""
+    recipe = load_recipe(recipe.labels_recipe)
     values = {"dataset": dataset, "supervision": supervision, "seeds": recipe.seeds, "recipe": recipe.name}
     if recipe.box_trained:
         return {name: recipe_folder(recipe.name, name).format(**values) for name in ("boxmasks", "pseudolabels")}
@@ -62,7 +66,8 @@ def chain_folders(dataset: str, supervision: str, recipe: Recipe) -> dict[str, s
 def chain_stages(dataset: str, supervision: str, recipe: Recipe) -> list[tuple[str, str, str, str | None]]:
     """Every stage one recipe's pseudo-labels come from, in pipeline order, as
     ``(rule, scope, output folder, label folder or None)`` (relative to ``logs/`` and the results folder;
-    the label folder holds ``metrics.json``: ``cam/labels`` for the CAMs)."""
+    the label folder holds ``metrics.json``: ``cam/labels`` for the CAMs). A ``labels_from`` recipe: its source's."""
+    recipe = load_recipe(recipe.labels_recipe)
     values = {"dataset": dataset, "supervision": supervision, "seeds": recipe.seeds, "recipe": recipe.name}
     labels = chain_folders(dataset, supervision, recipe)
     stages: list[tuple[str, str, str, str | None]] = []
@@ -93,7 +98,9 @@ def training_folders(dataset: str, supervision: str, recipe: Recipe) -> dict[str
     """The training stages one recipe's labels depend on, ``{rule: output folder}`` (relative to the results
     folder): the classifier and the AffinityNet where the recipe uses them. Each writes its ``curves.png``
     (:mod:`wsss.viz.curves`). The retrained DeepLab and Mask R-CNN are left out: they run after the labels,
-    so a page built from the labels could show them or not depending on the order Snakemake picked."""
+    so a page built from the labels could show them or not depending on the order Snakemake picked. A
+    ``labels_from`` recipe: its source's."""
+    recipe = load_recipe(recipe.labels_recipe)
     values = {"dataset": dataset, "supervision": supervision, "seeds": recipe.seeds, "recipe": recipe.name}
     folders = {}
     if recipe.box_trained:  # here the Mask R-CNN comes before the labels: it makes them
@@ -171,6 +178,16 @@ def recipe_final(plan: Plan, wildcards: Mapping[str, str]) -> str:
     recipe = plan.recipe(wildcards)
     final = "boxmasks" if recipe.box_trained else "crf" if recipe.has_crf else "propagate"
     return recipe_folder("{recipe}", final).format(**wildcards)
+
+
+def recipe_pseudolabels(plan: Plan, wildcards: Mapping[str, str]) -> str:
+    """The semantic pseudo-labels a recipe's retraining and instances read: its own, or its ``labels_from``'s."""
+    return recipe_folder(plan.recipe(wildcards).labels_recipe, "pseudolabels").format(**wildcards)
+
+
+def recipe_instance_model(plan: Plan, wildcards: Mapping[str, str]) -> str | None:
+    """``export_instances``' network: the recipe's ``train_p2seg`` folder for ``instances: p2seg``, else none."""
+    return recipe_folder("{recipe}", "p2seg").format(**wildcards) if plan.recipe(wildcards).instances == "p2seg" else None
 
 
 def recipe_instances(plan: Plan, wildcards: Mapping[str, str]) -> str | None:

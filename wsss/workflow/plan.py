@@ -204,7 +204,10 @@ class Plan:
                 continue
             dataset, supervision, recipe = parts[0], parts[1], "_".join(parts[2:-1])
             if dataset in self.datasets and (CONF_DIR / "supervision" / f"{supervision}.yaml").is_file():
-                planned_recipe(supervision, recipe)  # raises the one-line error
+                found = planned_recipe(supervision, recipe)  # raises the one-line error
+                if parts[-1] not in found.products:
+                    raise SystemExit(f"error: no target '{target}': recipe '{found.name}' reads the pseudo-labels of "
+                                     f"'{found.labels_from}' and makes only {', '.join(found.products)}")
                 raise SystemExit(f"error: no target '{target}'")  # pragma: no cover - applicable recipes have rules
 
 

@@ -9,6 +9,11 @@ A recipe names, for one supervision:
 * ``mask_loss``: instead of seeds and a propagator, a Mask R-CNN trained from the boxes alone with this mask loss
   (``filled_box`` | ``apro``, :class:`wsss.params.BoxMaskLossSettings`); its masks of the train boxes
   (``segment_boxes``) are the pseudo-labels. Box supervision only; ``seeds``/``propagation`` unused, ``crf: none``;
+* ``labels_from``: another recipe whose semantic pseudo-labels this one reads instead of making its own (its
+  chain, gallery and comparison row are that recipe's; ``seeds``/``propagation``/``crf`` unused, ``crf: none``);
+* ``instances``: how its ``instances`` folder is made: ``cues`` (``export_instances`` cuts the pseudo-labels by the
+  supervision's cues) or ``p2seg`` (the P2Seg network, ``train_p2seg``, trained on the points and the pseudo-labels,
+  exports one instance per point; point supervision only, with ``labels_from``);
 * ``overrides``: extra Hydra overrides of the recipe's own stages (``{propagate: [propagation.beta=8]}``);
 * ``supervisions``: the supervisions it applies to.
 
@@ -33,7 +38,9 @@ from wsss.propagation.catalog import PROPAGATORS
 
 #: the stages a recipe owns (its folder), in pipeline order; ``overrides`` keys must be among them
 RECIPE_STAGES = ("propagate", "refine_crf", "segment_boxes", "export_pseudolabels", "make_gallery", "train_deeplab",
-                 "export_instances", "train_maskrcnn")
+                 "train_p2seg", "export_instances", "train_maskrcnn")
+#: ``instances`` values: who makes a recipe's instance pseudo-labels
+INSTANCE_SOURCES = ("cues", "p2seg")
 #: names a recipe may not take: folders beside the recipes' under results/<dataset>/<supervision>/
 RESERVED = ("seeds", "affinity", "boundary", "compare", "gallery", "pseudolabels", "deeplab", "maskrcnn", "instances", "boxmasks")
 #: ``mask_loss`` values: the box-trained recipes' Mask R-CNN losses (``mask_loss.kind`` of train_maskrcnn)
@@ -51,6 +58,8 @@ class RecipeFile:
     propagation: str = "random_walk"
     crf: str = "dataset"
     mask_loss: str = ""
+    labels_from: str = ""
+    instances: str = "cues"
     overrides: Dict[str, List[str]] = field(default_factory=dict)
 
 
@@ -67,6 +76,19 @@ class Recipe:
     crf: str
     overrides: tuple[tuple[str, tuple[str, ...]], ...] = ()
     mask_loss: str = ""
+    labels_from: str = ""
+    instances: str = "cues"
+
+    @property
+    def labels_recipe(self) -> str:
+        """The recipe whose pseudo-labels this one uses: ``labels_from``, or itself."""
+        return self.labels_from or self.name
+
+    @property
+    def products(self) -> tuple[str, ...]:
+        """Its targets (``{dataset}_{supervision}_{recipe}_{product}``): a recipe reading another's labels makes
+        no labels, gallery or DeepLab of its own, only its instances' Mask R-CNN."""
+        return ("maskrcnn",) if self.labels_from else ("pseudolabels", "gallery", "deeplab", "maskrcnn")
 
     @property
     def box_trained(self) -> bool:
@@ -162,16 +184,43 @@ def load_recipe(name: str) -> Recipe:
             raise WsssError(f"{where}: supervisions: a mask_loss recipe trains from boxes, so only [box], got {list(raw.supervisions)}")
         if raw.crf != "none":
             raise WsssError(f"{where}: crf: a mask_loss recipe's labels are the network's masks; set crf: none")
+    if raw.instances not in INSTANCE_SOURCES:
+        raise WsssError(f"{where}: instances: must be one of {', '.join(INSTANCE_SOURCES)}, got '{raw.instances}'")
+    if raw.instances == "p2seg" and (list(raw.supervisions) != ["point"] or not raw.labels_from):
+        raise WsssError(f"{where}: instances: p2seg learns from points and another recipe's pseudo-labels: "
+                        f"needs supervisions: [point] and labels_from: <a point recipe>")
+    if raw.labels_from:
+        valid = [n for n in recipe_names() if n != name and _own_labels(n)]
+        if raw.labels_from not in valid:
+            raise WsssError(f"{where}: labels_from: '{raw.labels_from}' is not a recipe with pseudo-labels of its own "
+                            f"(valid: {', '.join(valid)})")
+        source = load_recipe(raw.labels_from)
+        missing = [s for s in raw.supervisions if not source.applies_to(s)]
+        if missing:
+            raise WsssError(f"{where}: labels_from: recipe '{raw.labels_from}' does not apply to {', '.join(missing)}")
+        if raw.crf != "none":
+            raise WsssError(f"{where}: crf: a labels_from recipe makes no labels of its own; set crf: none")
     bad = [stage for stage in raw.overrides if stage not in RECIPE_STAGES]
     if bad:
         raise WsssError(f"{where}: overrides: '{bad[0]}' is not a stage of the recipe (expected {', '.join(RECIPE_STAGES)})")
     return Recipe(name, raw.description, tuple(raw.supervisions), raw.seeds, cam, raw.propagation, raw.crf,
-                  tuple((stage, tuple(values)) for stage, values in raw.overrides.items()), raw.mask_loss)
+                  tuple((stage, tuple(values)) for stage, values in raw.overrides.items()), raw.mask_loss,
+                  raw.labels_from, raw.instances)
+
+
+def _own_labels(name: str) -> bool:
+    """Whether ``conf/recipe/<name>.yaml`` makes pseudo-labels of its own (sets no ``labels_from``)."""
+    return not OmegaConf.load(CONF_DIR / "recipe" / f"{name}.yaml").get("labels_from")
 
 
 def recipes_for(supervision: str) -> list[Recipe]:
     """Every recipe that applies to ``supervision``, sorted by name."""
     return [recipe for recipe in map(load_recipe, recipe_names()) if recipe.applies_to(supervision)]
+
+
+def label_recipes_for(supervision: str) -> list[Recipe]:
+    """The recipes of :func:`recipes_for` that make pseudo-labels of their own (the ones a comparison shows)."""
+    return [recipe for recipe in recipes_for(supervision) if not recipe.labels_from]
 
 
 @functools.lru_cache(maxsize=None)
