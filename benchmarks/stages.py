@@ -40,6 +40,7 @@ propagate[cam_walk]        image        ``propagation_input`` + ``Propagator`` +
 propagate[random_walk]     scribble     the same (recipe random_walk)
 propagate[a2gnn]           image        the same (recipe a2gnn: a graph network trained per image)
 propagate[apro]            point        the same (recipe apro)
+propagate[boundary_walk]   weakshot     the same (recipe retab: two walks gated by the ground truth's boundaries)
 refine_crf                 image        ``crf_from_probs`` + argmax + ``keep_confident_seeds`` (recipe psa)
 export_instances           image        ``make_instances`` + COCO encoding + ``InstanceScorer.add``
 =========================  ===========  =====================================================================
@@ -145,6 +146,8 @@ CASES: tuple[Case, ...] = (
          (_CAM, ("seeds_dir", "make_seeds[psa]"))),
     Case("propagate[apro]", "propagate", "point", "apro", "propagation_input + Propagator + label", True,
          (_CAM, ("seeds_dir", "make_seeds[point]"))),
+    Case("propagate[boundary_walk]", "propagate", "weakshot", "retab", "propagation_input + Propagator + label", True,
+         (_CAM, ("seeds_dir", "make_seeds[psa]"))),
     Case("refine_crf", "refine_crf", "image", "psa", "crf_from_probs + argmax + keep_confident_seeds", False,
          (("scores_dir", "propagate[cam_walk]"), ("seeds_dir", "make_seeds[psa]"))),
     Case("export_instances", "export_instances", "image", "psa", "make_instances + CocoBuilder + InstanceScorer.add",
@@ -214,9 +217,13 @@ def prepare_size(size: Size, images: int, root: Path) -> dict[str, Any]:
                                                 "config": OmegaConf.to_container(aff_cfg, resolve=True),
                                                 "backbone": backbone})
     from wsss.data import open_dataset
+    from wsss.weakshot.boundary import boundary_target, save_boundary
 
     dataset = open_dataset(cls_cfg.dataset, SPLIT)
     shapes = [dataset.image_size(i) for i in dataset.ids]
+    # train_boundary's maps: the ground truth's boundaries (the walk's cost depends on how many cells they cover)
+    for image_id in dataset.ids:
+        save_boundary(root / "boundary" / f"{image_id}.png", boundary_target(dataset.load_class_mask(image_id)))
     return {
         "width_range": list(size.width_range), "height_range": list(size.height_range),
         "mean_width": round(statistics.mean(w for _, w in shapes), 1),
@@ -245,7 +252,11 @@ def case_overrides(case: Case, size: Size, root: Path, device: str, threads: int
     if case.stage == "make_cam":
         folders.append(f"classifier_dir={root / 'classifier'}")
     if case.stage == "propagate":
+        from wsss.propagation.catalog import PROPAGATORS
+
         folders.append(f"affinity_dir={root / 'affinity'}")
+        if case.recipe is not None and PROPAGATORS[load_recipe(case.recipe).propagation].boundary:
+            folders.append(f"boundary_dir={root / 'boundary'}")
     folders += [f"{key}={root / 'out' / _slug(source)}" for key, source in case.inputs]
     return config, folders
 
@@ -353,11 +364,13 @@ def _propagate(cfg, device) -> Runner:
     from wsss.pipeline import load_keys
     from wsss.propagation.catalog import PROPAGATORS
     from wsss.propagation.run import Propagator, propagation_input
+    from wsss.weakshot.boundary import load_boundary
 
     kind = cfg.supervision.name
     use_cam = cfg.cam == "classifier"
     node = OmegaConf.to_container(cfg.propagation, resolve=True)
     affinity_dir = cfg.affinity_dir if PROPAGATORS[str(node["name"])].affinity else None
+    boundary_dir = Path(cfg.boundary_dir) if PROPAGATORS[str(node["name"])].boundary else None
     propagator = Propagator(node, kind, use_cam, affinity_dir, device, cfg.seed)
     dataset = open_dataset(cfg.dataset, cfg.split,
                            annotations=cfg.supervision.annotations if kind == "box" else "Annotations")
@@ -374,11 +387,14 @@ def _propagate(cfg, device) -> Runner:
             low_path = cam_dir / f"stride{propagator.cam_stride}" / f"{image_id}.npy"
             if propagator.cam_stride is not None and low_path.is_file():
                 cam_low = load_npy(low_path).astype(np.float32)
-        return image_id, dataset.load_image(image_id), load_label_png(seeds_dir / f"{image_id}.png"), cam, cam_low
+        boundary = load_boundary(boundary_dir, image_id) if boundary_dir is not None else None
+        return (image_id, dataset.load_image(image_id), load_label_png(seeds_dir / f"{image_id}.png"), cam, cam_low,
+                boundary)
 
-    def work(image_id, image, seeds, cam, cam_low):
+    def work(image_id, image, seeds, cam, cam_low, boundary):
         data = propagation_input(dataset, kind, cfg.supervision.annotations, image_id, image, seeds, cam,
-                                 cam_keys.get(image_id), where=str(seeds_dir / f"{image_id}.png"), cam_low=cam_low)
+                                 cam_keys.get(image_id), where=str(seeds_dir / f"{image_id}.png"), cam_low=cam_low,
+                                 boundary=boundary)
         scores = propagator(data)
         return [int(k) for k in data.keys], scores, data.label(scores)
 
