@@ -168,13 +168,16 @@ class Plan:
                              f'set it with --config overrides="dataset.root=...")')
 
     # ------------------------------------------------------------------ overrides
-    def user_overrides(self, stage: str) -> list[str]:
+    def user_overrides(self, stage: str, wildcards: Mapping[str, str] | None = None) -> list[str]:
         """The user's global then per-stage overrides (later ones win). A global override of the supervision
         (``supervision.fold=2``) goes to the stages that have one only: the classifier and its CAMs, shared by
         every supervision, neither take nor depend on it."""
         common = split_overrides(self.config.get(GLOBAL_KEY))
         if not stage_has_supervision(stage):
             common = [o for o in common if not o.lstrip("+~").startswith(("supervision.", "supervision="))]
+        elif wildcards is not None and wildcards.get("supervision", "weakshot") != "weakshot":
+            # the fold is weak-shot's alone: another supervision's job keeps its command line (and so its params)
+            common = [o for o in common if not o.lstrip("+~").startswith("supervision.fold=")]
         return common + split_overrides(self.config.get(stage))
 
     def recipe(self, wildcards) -> Recipe:

@@ -131,7 +131,7 @@ class StageRule:
         values = dict(wildcards.items())
         settings = list(self.settings(plan, values)) if self.settings else []
         return (plan.base_overrides(self.name, values) + settings + self.folders(plan, wildcards)
-                + plan.user_overrides(self.name))
+                + plan.user_overrides(self.name, values))
 
     def hydra(self, plan: Plan) -> Callable:
         return lambda wildcards: shlex.join(self.overrides(plan, wildcards))
