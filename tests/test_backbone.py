@@ -29,3 +29,15 @@ def test_trunk_outputs_keep_their_shapes_and_layout():
         outputs = trunk(torch.randn(2, 3, 47, 63))
     assert [tuple(o.shape) for o in outputs] == [(2, 8, 12, 16), (2, 16, 6, 8), (2, 32, 3, 4), (2, 64, 3, 4)]
     assert all(o.is_contiguous() for o in outputs)
+
+
+def test_between_stages_hook_replaces_a_stage_output_and_feeds_the_next():
+    trunk = ResNetTrunk("resnet10", 16, width=8).eval()
+    image = torch.randn(1, 3, 32, 48)
+    with torch.no_grad():
+        plain = trunk(image)
+        unchanged = trunk(image, lambda index, features: features)
+        doubled = trunk(image, lambda index, features: 2 * features if index == 2 else features)
+    assert all(torch.equal(a, b) for a, b in zip(plain, unchanged))
+    assert torch.equal(doubled[2], 2 * plain[2])
+    assert torch.equal(doubled[3], trunk.layer4(2 * plain[2]))

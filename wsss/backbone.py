@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
@@ -109,12 +110,21 @@ class ResNetTrunk(nn.Module):
         self.channels = [width * expansion, 2 * width * expansion, 4 * width * expansion, 8 * width * expansion]
         self.output_stride = output_stride
 
-    def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
-        feat1 = self.layer1(self.stem(image))
-        feat2 = self.layer2(feat1)
-        feat3 = self.layer3(feat2)
-        feat4 = self.layer4(feat3)
-        return [feat1, feat2, feat3, feat4]
+    def forward(self, image: torch.Tensor,
+                between_stages: Callable[[int, torch.Tensor], torch.Tensor] | None = None) -> list[torch.Tensor]:
+        """The four stage outputs of ``image``.
+
+        ``between_stages(k, features)``, when given, replaces the output of stage ``k`` (0 = layer1 … 3 = layer4)
+        by what it returns, both in the returned list and as the input of the next stage (MSA's dynamic
+        reassembly acts after layer3 this way, :mod:`wsss.cam.msa`). Without it the trunk is unchanged.
+        """
+        features, stage_input = [], self.stem(image)
+        for index, layer in enumerate((self.layer1, self.layer2, self.layer3, self.layer4)):
+            stage_input = layer(stage_input)
+            if between_stages is not None:
+                stage_input = between_stages(index, stage_input)
+            features.append(stage_input)
+        return features
 
 
 def load_imagenet_weights(net: nn.Module, path: str) -> None:
