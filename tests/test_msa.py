@@ -82,6 +82,13 @@ def test_ap_matches_a_brute_force_loop_on_hand_made_features():
                                _brute_force_ap(random_scores, random_features, 0.3, 8))
 
 
+def test_ap_column_of_a_zero_feature_pixel_stays_finite():
+    features = torch.randn(1, 3, 2, 2, dtype=torch.float64)
+    features[..., 0, 0] = 0
+    propagated = AffinityPropagation(0.6, 8)(torch.randn(1, 2, 2, 2, dtype=torch.float64), features)
+    assert torch.isfinite(propagated).all() and (propagated[..., 0, 0] == 0).all()
+
+
 # --- DCR ------------------------------------------------------------------------------------------------------
 
 def test_reassembly_with_an_all_centre_kernel_is_the_identity():
@@ -199,11 +206,11 @@ def test_all_parts_off_is_the_cam_classifier():
 
 def test_missing_assoc_is_a_value_error():
     image = torch.randn(1, 3, 32, 32)
-    with pytest.raises(ValueError, match="assoc"):
+    with pytest.raises(ValueError, match="assoc .* required with dcr on"):
         _classifier(MSASettings(ap=False, ipc=False))(image)
     with pytest.raises(ValueError, match="assoc"):
         _classifier(MSASettings()).cam(image)
-    with pytest.raises(ValueError, match="assoc"):
+    with pytest.raises(ValueError, match="assoc .* required with ipc on"):
         _classifier(MSASettings(dcr=False, ap=False)).loss(image, torch.ones(1, 20))
     assert _classifier(MSASettings(dcr=False, ipc=False)).cam(image).shape == (1, 20, 2, 2)  # AP needs no assoc
 
@@ -227,6 +234,7 @@ def test_three_training_steps_give_finite_changing_losses():
     totals = []
     for _ in range(3):
         total, parts = model.loss(image, labels, assoc)
+        torch.testing.assert_close(parts["cls"], F.multilabel_soft_margin_loss(model(image, assoc), labels))
         assert set(parts) == {"cls", "ipc"} and all(torch.isfinite(v) for v in parts.values())
         optimizer.zero_grad()
         total.backward()

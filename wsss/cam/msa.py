@@ -99,10 +99,10 @@ def reassemble(features: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
 class DynamicReassembly(nn.Module):
     """One DCR block (MSA's ``SP_CAM_Model3``): the channel gate and the reassembly kernel of one stage.
 
-    ``forward(features (B, C, h, w), guide (B, 128, h, w)) -> (gated (B, C, h, w), kernel (B, 9, h, w))``:
-    ``gated`` = :class:`ChannelGate` of the features (its statistics detached when ``detach_gate``, as MSA's
-    layer4 gate); ``kernel`` = 9-way softmax of ``3×3 conv(256) → 1×1 conv(9)`` on
-    ``[1×1 conv(features.detach()) → 128, guide]``. Apply it with :func:`reassemble`.
+    ``forward(features (B, C, h, w), guide (B, 128, h, w)) -> (gated(features), kernel(features, guide))``:
+    :meth:`gated` = :class:`ChannelGate` of the features (its statistics detached when ``detach_gate``, as MSA's
+    layer4 gate); :meth:`kernel` = 9-way softmax of ``3×3 conv(256) → 1×1 conv(9)`` on
+    ``[1×1 conv(features.detach()) → 128, guide]``. Apply the kernel with :func:`reassemble`.
     """
 
     def __init__(self, channels: int, detach_gate: bool = False, hidden: int = 256) -> None:
@@ -113,13 +113,16 @@ class DynamicReassembly(nn.Module):
         self.kernel_head = nn.Sequential(_LeakyConv(2 * GUIDE_CHANNELS, hidden, 3, norm_layer=None),
                                          nn.Conv2d(hidden, 9, 1), nn.Softmax(dim=1))
 
+    def gated(self, features: torch.Tensor) -> torch.Tensor:
+        """The features ``(B, C, h, w)`` times their channel gate."""
+        return self.gate(features, features.detach() if self.detach_gate else None)
+
     def kernel(self, features: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
         """The reassembly kernel ``(B, 9, h, w)``, summing to 1 over the 9 neighbours; no gradient to ``features``."""
         return self.kernel_head(torch.cat([self.embed(features.detach()), guide], dim=1))
 
     def forward(self, features: torch.Tensor, guide: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        gated = self.gate(features, features.detach() if self.detach_gate else None)
-        return gated, self.kernel(features, guide)
+        return self.gated(features), self.kernel(features, guide)
 
 
 class AffinityPropagation(nn.Module):
@@ -127,7 +130,8 @@ class AffinityPropagation(nn.Module):
 
     ``affinity(features (B, C, h, w)) -> (B, N, N)``, ``N = h·w``: ``A = clamp(F̂ᵀF̂, 0.01, 0.999)`` with ``F̂`` the
     features L2-normalised over channels, entries below ``threshold`` set to 0, each column divided by its sum
-    (the diagonal, 0.999, keeps every column non-empty for ``threshold`` ≤ 0.999).
+    (the diagonal, 0.999, keeps a column non-empty for ``threshold`` ≤ 0.999 unless the pixel's features are all
+    0; such a column stays 0, where MSA would divide by 0).
     ``propagate(scores (B, K, h, w), affinity) -> (B, K, h, w)``: ``S ← S·A`` repeated ``iterations`` times
     (``S`` as ``(B, K, N)``). ``forward(scores, features)`` = ``propagate(scores, affinity(features))``.
     """
@@ -141,7 +145,7 @@ class AffinityPropagation(nn.Module):
         flat = F.normalize(features.flatten(2), dim=1)
         affinity = torch.bmm(flat.transpose(1, 2), flat).clamp(0.01, 0.999)
         affinity = torch.where(affinity < self.threshold, torch.zeros_like(affinity), affinity)
-        return affinity / affinity.sum(dim=1, keepdim=True)
+        return affinity / affinity.sum(dim=1, keepdim=True).clamp_min(torch.finfo(affinity.dtype).tiny)
 
     def propagate(self, scores: torch.Tensor, affinity: torch.Tensor) -> torch.Tensor:
         flat = scores.flatten(2)
@@ -248,18 +252,20 @@ class MSAClassifier(CAMClassifier):
         if settings.ap:
             self.propagation = AffinityPropagation(settings.ap_threshold, settings.ap_iterations)
 
-    def _check_inputs(self, image: torch.Tensor, assoc: torch.Tensor | None, needs_assoc: bool) -> None:
+    def _check_inputs(self, image: torch.Tensor, assoc: torch.Tensor | None, parts_using_assoc: dict[str, bool]) -> None:
+        """ValueError unless ``assoc`` is given for the parts that are on and use it, and fits ``image``."""
         cell = self.settings.cell
-        if needs_assoc and assoc is None:
-            raise ValueError("MSAClassifier: assoc (B, 9, H, W) is required with dcr or ipc on")
+        using = [name for name, on in parts_using_assoc.items() if on]
+        if using and assoc is None:
+            raise ValueError(f"MSAClassifier: assoc (B, 9, H, W) is required with {' and '.join(using)} on")
         if assoc is not None and (assoc.shape[0] != image.shape[0] or assoc.shape[2:] != image.shape[2:]):
             raise ValueError(f"MSAClassifier: assoc {tuple(assoc.shape)} does not match image {tuple(image.shape)}")
-        if needs_assoc and (image.shape[2] % cell or image.shape[3] % cell):
+        if using and (image.shape[2] % cell or image.shape[3] % cell):
             raise ValueError(f"MSAClassifier: image size {tuple(image.shape[2:])} is not a multiple of {cell} (pad it)")
 
     def _stages(self, image: torch.Tensor, assoc: torch.Tensor | None,
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """``(layer3 features after DCR, gated layer4 features, layer4 reassembly kernel or None)``."""
+        """``(layer3 features after DCR, layer4 features, guide (B, 128, h, w) or None without DCR)``."""
         if not self.settings.dcr:
             features = self.trunk(image)
             return features[2], features[3], None
@@ -269,28 +275,32 @@ class MSAClassifier(CAMClassifier):
             return reassemble(*self.dcr3(features, guide)) if index == 2 else features
 
         features = self.trunk(image, after_layer3)
-        gated, kernel = self.dcr4(features[3], guide)
-        return features[2], gated, kernel
+        return features[2], features[3], guide
+
+    def _pooled_logits(self, layer4: torch.Tensor) -> torch.Tensor:
+        """``(B, K)``: the classifier on the global average of the (gated) layer4 features, as CAMClassifier."""
+        return self.classifier(F.adaptive_avg_pool2d(layer4, 1)).flatten(1)
 
     def _logits_and_scores(self, image: torch.Tensor, assoc: torch.Tensor | None,
                            ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(logits (B, K), class-score map (B, K, h, w) after DCR and AP)`` from one trunk pass."""
-        layer3, layer4, kernel = self._stages(image, assoc)
-        scores = self.classifier(layer4)
-        logits = scores.mean(dim=(2, 3))
-        if kernel is not None:
-            scores = reassemble(scores, kernel)
+        layer3, layer4, guide = self._stages(image, assoc)
+        if guide is None:
+            scores = self.classifier(layer4)
+        else:  # the classifier is a 1×1 map, so reassembling its scores = scoring the reassembled features
+            layer4, kernel = self.dcr4(layer4, guide)
+            scores = reassemble(self.classifier(layer4), kernel)
         if self.settings.ap:
             scores = self.propagation(scores, layer3)
-        return logits, scores
+        return self._pooled_logits(layer4), scores
 
     def forward(self, image: torch.Tensor, assoc: torch.Tensor | None = None) -> torch.Tensor:
-        self._check_inputs(image, assoc, self.settings.dcr)
+        self._check_inputs(image, assoc, {"dcr": self.settings.dcr})
         _, layer4, _ = self._stages(image, assoc)
-        return self.classifier(F.adaptive_avg_pool2d(layer4, 1)).flatten(1)
+        return self._pooled_logits(self.dcr4.gated(layer4) if self.settings.dcr else layer4)
 
     def cam(self, image: torch.Tensor, assoc: torch.Tensor | None = None) -> torch.Tensor:
-        self._check_inputs(image, assoc, self.settings.dcr)
+        self._check_inputs(image, assoc, {"dcr": self.settings.dcr})
         return F.relu(self._logits_and_scores(image, assoc)[1])
 
     def loss(self, image: torch.Tensor, image_labels: torch.Tensor, assoc: torch.Tensor | None = None,
@@ -301,7 +311,7 @@ class MSAClassifier(CAMClassifier):
         :func:`ipc_loss` of :func:`normalised_cams` of the score map. Its colours are ``image`` (as MSA), or
         ``image_rgb01 (B, 3, H, W)`` when given; padding is read from ``image`` either way.
         """
-        self._check_inputs(image, assoc, self.settings.dcr or self.settings.ipc)
+        self._check_inputs(image, assoc, {"dcr": self.settings.dcr, "ipc": self.settings.ipc})
         labels = image_labels.to(image.dtype)
         if not self.settings.ipc:
             logits = self(image, assoc)
