@@ -60,7 +60,7 @@ def main(cfg) -> None:
     save_json(out / "metrics.json", record)
     print("[train_superpixel] " + "; ".join(
         f"{method}: BR {r['boundary_recall']:.1f} UE {r['undersegmentation_error']:.1f} ASA {r['asa']:.1f} "
-        f"({r['superpixels_per_image']:.1f} superpixels)" for method, r in record["methods"].items()), flush=True)
+        f"({r['superpixels_per_image']:.1f} superpixels, {r['boundary_pixels']:.1f} % boundary pixels)" for method, r in record["methods"].items()), flush=True)
     config = OmegaConf.to_container(cfg, resolve=True)
     save_torch(out / MODEL_FILE, {"state_dict": model.cpu().state_dict(), "cell": cell, "width": settings.width,
                                   "config": config})

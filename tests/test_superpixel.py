@@ -184,6 +184,8 @@ def test_the_scorer_sums_over_images():
     assert record["asa"] == pytest.approx(100 * 15 / 20)
     assert record["boundary_recall"] == pytest.approx(100.0)
     assert record["superpixels_per_image"] == 3.0 and record["n_images"] == 2
+    # superpixel boundary pixels: 7 of SP's 16 (column 2 and row 1), 1 of the row's 6
+    assert record["boundary_pixels"] == pytest.approx(100 * 8 / 22)
 
 
 # ------------------------------------------------------------------ files

@@ -129,6 +129,7 @@ class SuperpixelScorer:
     def __init__(self, tolerance: int = BOUNDARY_TOLERANCE) -> None:
         self.tolerance = tolerance
         self.recalled = self.boundary = self.leak = self.best = self.pixels = self.superpixels = self.images = 0
+        self.edge_pixels = self.all_pixels = 0
 
     def add(self, superpixels: np.ndarray, gt: np.ndarray) -> None:
         """One image: ``superpixels`` ``(H, W)`` ids, ``gt`` ``(H, W)`` labels (255 void) of the same size."""
@@ -142,11 +143,14 @@ class SuperpixelScorer:
         self.best += achievable_sum(table)
         self.pixels += int(table.sum())
         self.superpixels += int(np.unique(superpixels).size)
+        self.edge_pixels += int(boundary_map(superpixels).sum())
+        self.all_pixels += int(np.size(superpixels))
         self.images += 1
 
     def record(self) -> dict:
         """``{boundary_recall, undersegmentation_error, asa}`` in percent (NaN without pixels), the mean
-        ``superpixels_per_image``, ``n_images``."""
+        ``superpixels_per_image``, ``boundary_pixels`` (percent of all pixels that are superpixel boundary pixels:
+        ragged superpixels buy boundary recall with more of them), ``n_images``."""
         def percent(numerator: int, denominator: int) -> float:
             return 100.0 * numerator / denominator if denominator else float("nan")
 
@@ -154,4 +158,5 @@ class SuperpixelScorer:
                 "undersegmentation_error": percent(self.leak, self.pixels),
                 "asa": percent(self.best, self.pixels),
                 "superpixels_per_image": self.superpixels / self.images if self.images else float("nan"),
+                "boundary_pixels": percent(self.edge_pixels, self.all_pixels),
                 "n_images": self.images}
