@@ -1,6 +1,7 @@
 # The pseudo-label chain of every recipe (conf/recipe/<name>.yaml):
 #
 #   classifier -> CAMs ------------------------------------- shared by every supervision and recipe
+#   superpixel (MSA's superpixel network) ------------------ shared by every supervision and recipe
 #   seeds/<seeds> -> affinity/<seeds> ---------------------- shared by the recipes with the same seed rule
 #   (weak-shot: seeds/<seeds> -> boundary/<seeds> -> affinity/<seeds>, RETAB)
 #   <recipe>/propagate -> <recipe>/crf -> <recipe>/pseudolabels   the recipe's own
@@ -15,6 +16,9 @@ from wsss.workflow import layout
 from wsss.workflow.rules import StageRule
 
 STAGES += [
+    # a'. MSA's superpixel network, learnt on the train images' colours without labels; its association Q of every
+    #     image (the MSA classifier reads it)
+    StageRule("train_superpixel", layout.SUPERPIXEL, scope=layout.DATASET_SCOPE, work=True),
     # a. multi-label classifier (its 1x1 head gives the CAMs)
     StageRule("train_classifier", layout.CLASSIFIER, scope=layout.DATASET_SCOPE, work=True),
     # b. multi-scale + flip CAMs, full resolution and stride 4

@@ -206,6 +206,12 @@ def _load_classifier(root, coco, work):
     load_classifier(work / "classifier")
 
 
+def _load_superpixel_net(work: Path) -> None:
+    from wsss.superpixel.model import load_superpixel_net
+
+    load_superpixel_net(work / "superpixel")
+
+
 CALLS: dict[str, Callable[[Path, Path, Path], None]] = {
     **{f"kernel:{k}": (lambda k: lambda root, coco, work: _kernel(k))(k) for k in (
         "rw_nan_affinity", "rw_inf_affinity", "rw_nan_values", "mst_zero_size", "mst_nan_guide",
@@ -213,6 +219,7 @@ CALLS: dict[str, Callable[[Path, Path, Path], None]] = {
     "recipe:nope": lambda root, coco, work: _recipe("nope"),
     "recipe:psa": lambda root, coco, work: _recipe("psa"),
     "load_classifier": _load_classifier,
+    "load_superpixel_net": lambda root, coco, work: _load_superpixel_net(work),
 }
 
 CHECK = "check_dataset dataset=voc dataset.root={root} splits=[train,val]"
@@ -335,6 +342,9 @@ CASES: list[Case] = [
          "config check_dataset: no viable alternative at input '[1,'"),
     Case("config", "weakshot-fold", "weak-shot fold outside 0-3", None, f"{WEAKSHOT_SEEDS} supervision.fold=4",
          "supervision.fold: must be a fold 0..3, got 4"),
+    Case("config", "superpixel-crop", "superpixel training crop not a multiple of the cell", None,
+         "train_superpixel dataset=voc dataset.root={root} train.crop=30",
+         "train.crop: must be a multiple of the cell (model.cell = 16), got 30"),
     Case("config", "unknown-recipe", "unknown recipe", None, "call:recipe:nope",
          "recipe 'nope': no such recipe (conf/recipe/nope.yaml); valid for point:"),
     Case("config", "recipe-supervision", "recipe of another supervision (psa for points)", None, "call:recipe:psa",
@@ -347,6 +357,8 @@ CASES: list[Case] = [
          "{work}/classifier/model.pt: not a classifier file (no 'config')"),
     Case("checkpoint", "classifier-nan", "classifier weights holding NaN", _classifier("nan"), "call:load_classifier",
          "{work}/classifier/model.pt: classifier weight 'trunk.stem.0.weight' holds NaN or inf"),
+    Case("checkpoint", "superpixel-missing", "superpixel network model.pt missing", None, "call:load_superpixel_net",
+         "{work}/superpixel/model.pt: superpixel network not found"),
     # ---------------------------------------------------------------- score maps and kernel inputs
     Case("kernel", "cam-nan", "CAM score map holding NaN", _cams(float("nan")), IMAGE_SEEDS,
          f"{{work}}/cam/highres/{FIRST}.npy: 1 non-finite values (NaN or inf) in the array"),

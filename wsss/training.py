@@ -127,6 +127,17 @@ class PolySGD:
         self.step_count = state["step_count"]
 
 
+class PolyAdam(PolySGD):
+    """:class:`PolySGD`'s param groups and poly decay driving Adam; ``momentum`` is Adam's β₁ (β₂ = 0.999) and
+    ``weight_decay`` its L2 term (MSA's superpixel network, SpixelFCN: Adam)."""
+
+    def __init__(self, groups, lr: float, total_steps: int, momentum: float = 0.9, weight_decay: float = 0.0,
+                 power: float = 0.9) -> None:
+        super().__init__(groups, lr, total_steps, 0.0, weight_decay, power)
+        self.optimizer = torch.optim.Adam(self.optimizer.param_groups, lr=lr, betas=(momentum, 0.999),
+                                          weight_decay=weight_decay)
+
+
 class Checkpointer:
     """Resumable training state in an undeclared work folder (Snakemake wipes declared outputs).
 
@@ -245,12 +256,13 @@ def train_epochs(
     checkpointer: Checkpointer | None,
     desc: str,
     validate: Callable[[], dict[str, float]] | None = None,
+    optimizer_class: type[PolySGD] = PolySGD,
 ) -> list[dict]:
     """Epoch-based training, resumable from ``checkpointer`` (the classifier's and AffinityNet's loop).
 
     Batches of ``samples`` (a dataset whose ``epoch`` attribute seeds its augmentation) come
-    shuffled by a generator seeded with ``seed`` and saved in the checkpoint; :class:`PolySGD`
-    over ``model.param_groups()`` (trunk ×1, head ×``head_lr_mult``). ``step(batch)`` returns
+    shuffled by a generator seeded with ``seed`` and saved in the checkpoint; ``optimizer_class`` (:class:`PolySGD`,
+    or :class:`PolyAdam`) over ``model.param_groups()`` (trunk ×1, head ×``head_lr_mult``). ``step(batch)`` returns
     the loss to minimise and numbers to sum over the epoch, and runs under autocast at ``settings.precision``
     (:func:`resolve_precision`; ``step`` casts what the model returns to float32 before its loss, and the
     backward pass runs outside autocast); ``summarize(sums)`` turns those
@@ -267,8 +279,8 @@ def train_epochs(
                         drop_last=len(samples) > settings.batch_size, generator=generator, num_workers=0)
     total_steps = settings.epochs * len(loader)
     trunk, head = model.param_groups()
-    optimizer = PolySGD([(trunk, 1.0), (head, settings.head_lr_mult)], settings.lr, total_steps,
-                        settings.momentum, settings.weight_decay)
+    optimizer = optimizer_class([(trunk, 1.0), (head, settings.head_lr_mult)], settings.lr, total_steps,
+                                settings.momentum, settings.weight_decay)
     history: list[dict] = []
     start_epoch = 0
     state = checkpointer.load(model) if checkpointer else None

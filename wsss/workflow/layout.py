@@ -1,6 +1,6 @@
 """Where each stage's folder is, relative to the results folder (``paths.results``, DESIGN §4).
 
-* shared by every supervision: ``<dataset>/classifier``, ``<dataset>/cam``;
+* shared by every supervision: ``<dataset>/classifier``, ``<dataset>/cam``, ``<dataset>/superpixel``;
 * shared by the recipes that make the same seed choice: ``<dataset>/<supervision>/seeds/<seeds>``
   and the AffinityNet trained on those seeds, ``<dataset>/<supervision>/affinity/<seeds>``; weak-shot
   supervision also the boundary network learnt on its base images, ``<dataset>/weakshot/boundary/<seeds>`` (its
@@ -29,6 +29,8 @@ SEEDS_SCOPE = "{dataset}/{supervision}/seeds_{seeds}"
 RECIPE_SCOPE = "{dataset}/{supervision}/{recipe}"
 
 CLASSIFIER = "{dataset}/classifier"
+#: MSA's superpixel network and its association of every train image (shared by every supervision and recipe)
+SUPERPIXEL = "{dataset}/superpixel"
 CAM = "{dataset}/cam"
 SEEDS = "{dataset}/{supervision}/seeds/{seeds}"
 AFFINITY = "{dataset}/{supervision}/affinity/{seeds}"
