@@ -38,7 +38,7 @@ include: "rules/targets.smk"
 # rule's shell expression when the job runs, after this loop has moved on.
 for stage in STAGES:
     rule:
-        name: stage.name
+        name: stage.rule_name
         input: **stage.input_functions(plan)
         output: stage.declared_output(plan)
         log: stage.log

@@ -41,7 +41,7 @@ def main(cfg) -> None:
 
 def tag_seeds(cfg, dataset, image_ids):
     """``(id, seeds)`` of image tags by the seed rule (CAM + dense CRF), for ``image_ids`` in order."""
-    if cfg.cam != "classifier":
+    if cfg.cam == "none":
         raise WsssError(f"cam=none: {cfg.supervision.name} seeds need the CAMs (CAM-free runs are for point, scribble, box)")
     job = ImageSeedJob(cfg.image.method, cfg.image.alpha_low, cfg.image.alpha_high, cfg.image.fg_threshold,
                        cfg.image.bg_threshold, CRFParams(**cfg.crf))

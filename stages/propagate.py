@@ -9,6 +9,7 @@ from omegaconf import OmegaConf
 from wsss.config import stage_main
 from wsss.data import open_dataset
 from wsss.errors import WsssError
+from wsss.params import CAM_SOURCES
 from wsss.io import load_label_png, load_npy, save_json, save_npy
 from wsss.pipeline import LabelStageOutput, fold_of, load_keys, prepare, require_dir
 from wsss.progress import Progress
@@ -21,9 +22,9 @@ from wsss.weakshot.boundary import load_boundary
 def main(cfg) -> None:
     device = prepare(cfg)
     kind = cfg.supervision.name
-    if cfg.cam not in ("classifier", "none"):
-        raise WsssError(f"cam: must be 'classifier' or 'none', got '{cfg.cam}'")
-    use_cam = cfg.cam == "classifier"
+    if cfg.cam not in CAM_SOURCES:
+        raise WsssError(f"cam: must be one of {', '.join(CAM_SOURCES)}, got '{cfg.cam}'")
+    use_cam = cfg.cam != "none"
     if kind in ("image", "weakshot") and not use_cam:
         raise WsssError(f"cam=none: {kind} supervision needs the CAMs (CAM-free runs are for point, scribble, box)")
     node = OmegaConf.to_container(cfg.propagation, resolve=True)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from wsss.cam.classifier import CAMClassifier
-from wsss.cam.msa import (AffinityPropagation, AssociationEncoder, DynamicReassembly, MSAClassifier, MSASettings,
+from wsss.cam.msa import (MSA_DEFAULTS, AffinityPropagation, AssociationEncoder, DynamicReassembly, MSAClassifier, MSASettings,
                           ipc_loss, reassemble)
 
 pytestmark = pytest.mark.usefixtures("kernels_built")
@@ -119,7 +119,7 @@ def test_dcr_block_shapes_and_kernel_is_a_distribution():
 
 @pytest.mark.parametrize("size", [(48, 80), (112, 64)])
 def test_classifier_logits_and_cam_shapes_on_non_square_sizes(size):
-    model = _classifier(MSASettings()).eval()
+    model = _classifier(MSA_DEFAULTS).eval()
     image = torch.randn(2, 3, *size)
     with torch.no_grad():
         logits = model(image, _assoc(2, *size))
@@ -153,7 +153,7 @@ def test_ipc_is_zero_for_hard_probabilities_and_colours_constant_per_region():
     # target is constant on each region (constant colours per region, an association that does not mix the
     # regions: here all mass on the own cell), every cell is rebuilt exactly.
     cam, image, assoc = _two_region_case()
-    settings = MSASettings()
+    settings = MSA_DEFAULTS
     assert ipc_loss(cam, image, assoc, settings).item() == pytest.approx(0.0, abs=1e-12)
     assert ipc_loss(cam, 2.5 * image, assoc, settings).item() == pytest.approx(0.0, abs=1e-12)  # L2-normalised
     noisy = image + _cell_noise(0)
@@ -163,7 +163,7 @@ def test_ipc_is_zero_for_hard_probabilities_and_colours_constant_per_region():
 
 def test_ipc_skipped_images_contribute_nothing():
     cam, image, assoc = _two_region_case()
-    settings = MSASettings()
+    settings = MSA_DEFAULTS
     noisy = image + _cell_noise(1)
     alone = ipc_loss(cam, noisy, assoc, settings)
     other = torch.randn(image.shape, generator=torch.Generator().manual_seed(2), dtype=image.dtype)
@@ -178,15 +178,15 @@ def test_ipc_ignores_padding_and_gives_the_cam_a_gradient():
     image = image + _cell_noise(3)
     soft = (0.8 * cam + 0.1 * torch.rand(cam.shape, generator=torch.Generator().manual_seed(4), dtype=cam.dtype))
     soft.requires_grad_()
-    loss = ipc_loss(soft, image, assoc, MSASettings())
+    loss = ipc_loss(soft, image, assoc, MSA_DEFAULTS)
     (grad,) = torch.autograd.grad(loss, soft)
     assert torch.isfinite(grad).all() and grad[:, 3].abs().sum() > 0
     padded = image.clone()
     padded[..., 80:] = 0  # the last cell column is padding (mean colour)
     valid = torch.ones(1, 1, 96, 96, dtype=torch.bool)
     valid[..., 80:] = False
-    torch.testing.assert_close(ipc_loss(soft, padded, assoc, MSASettings()),
-                               ipc_loss(soft, image, assoc, MSASettings(), valid=valid))
+    torch.testing.assert_close(ipc_loss(soft, padded, assoc, MSA_DEFAULTS),
+                               ipc_loss(soft, image, assoc, MSA_DEFAULTS, valid=valid))
 
 
 # --- the classifier -------------------------------------------------------------------------------------------
@@ -207,16 +207,16 @@ def test_all_parts_off_is_the_cam_classifier():
 def test_missing_assoc_is_a_value_error():
     image = torch.randn(1, 3, 32, 32)
     with pytest.raises(ValueError, match="assoc .* required with dcr on"):
-        _classifier(MSASettings(ap=False, ipc=False))(image)
+        _classifier(MSASettings(dcr=True))(image)
     with pytest.raises(ValueError, match="assoc"):
-        _classifier(MSASettings()).cam(image)
+        _classifier(MSA_DEFAULTS).cam(image)
     with pytest.raises(ValueError, match="assoc .* required with ipc on"):
-        _classifier(MSASettings(dcr=False, ap=False)).loss(image, torch.ones(1, 20))
-    assert _classifier(MSASettings(dcr=False, ipc=False)).cam(image).shape == (1, 20, 2, 2)  # AP needs no assoc
+        _classifier(MSASettings(ipc=True)).loss(image, torch.ones(1, 20))
+    assert _classifier(MSASettings(ap=True)).cam(image).shape == (1, 20, 2, 2)  # AP needs no assoc
 
 
 def test_param_groups_split_trunk_from_new_modules():
-    model = _classifier(MSASettings())
+    model = _classifier(MSA_DEFAULTS)
     trunk, new = model.param_groups()
     assert len(trunk) + len(new) == len(list(model.parameters()))
     names = {id(p): name for name, p in model.named_parameters()}
@@ -225,7 +225,7 @@ def test_param_groups_split_trunk_from_new_modules():
 
 
 def test_three_training_steps_give_finite_changing_losses():
-    model = _classifier(MSASettings())
+    model = _classifier(MSA_DEFAULTS)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     generator = torch.Generator().manual_seed(0)
     image, assoc = torch.randn(2, 3, 64, 96, generator=generator), _assoc(2, 64, 96)
@@ -235,10 +235,72 @@ def test_three_training_steps_give_finite_changing_losses():
     for _ in range(3):
         total, parts = model.loss(image, labels, assoc)
         torch.testing.assert_close(parts["cls"], F.multilabel_soft_margin_loss(model(image, assoc), labels))
-        assert set(parts) == {"cls", "ipc"} and all(torch.isfinite(v) for v in parts.values())
+        assert set(parts) == {"cls", "ipc", "logits"} and all(torch.isfinite(v).all() for v in parts.values())
+        torch.testing.assert_close(parts["logits"], model(image, assoc))
         optimizer.zero_grad()
         total.backward()
         optimizer.step()
         totals.append(total.item())
     assert all(map(torch.isfinite, map(torch.tensor, totals)))
     assert totals[-1] != totals[0]
+
+
+# ------------------------------------------------------------------ the stages (train_classifier_msa, make_cam_msa)
+def _stage(module: str, *overrides: str):
+    import subprocess
+    import sys
+
+    from wsss.config import REPO_ROOT
+
+    return subprocess.run([sys.executable, "-m", f"stages.{module}", *overrides, "num_threads=1"], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_msa_classifier_and_its_superpixel_upsampled_cams_end_to_end(tmp_path):
+    """The superpixel net, MSA's classifier on it (every part on) and its CAMs upsampled through it, on a tiny VOC
+    folder of odd-sized images; the same CAMs upsampled bilinearly are scored beside."""
+    import json
+
+    import numpy as np
+
+    from tests.voc_fixture import make_tiny_voc
+    from wsss.cam.inference import load_classifier
+
+    root = make_tiny_voc(tmp_path / "VOC", n_train=4, n_val=1, size=(42, 50))
+    dataset = ("dataset=folder", f"dataset.root={root}", "dataset.name=tiny")
+    spx = tmp_path / "superpixel"
+    run = _stage("train_superpixel", *dataset, "superpixel=minivoc", "model.width=0.25", "train.epochs=1",
+                 "train.batch_size=2", "train.crop=32", "train.resize_long=[40,56]", f"out_dir={spx}",
+                 f"work_dir={tmp_path / 'w1'}")
+    assert run.returncode == 0, run.stderr[-3000:]
+    classifier = tmp_path / "classifier"
+    schedule = ("classifier=minivoc", "backbone.width=8", "train.epochs=2", "train.batch_size=2", "train.crop=32",
+                "train.resize_long=[40,56]", "val_images=1", "val_split=val")
+    run = _stage("train_classifier", *dataset, *schedule, "msa.dcr=true", "msa.ap=true", "msa.ipc=true",
+                 f"superpixel_dir={spx}", f"out_dir={classifier}", f"work_dir={tmp_path / 'w2'}")
+    assert run.returncode == 0, run.stderr[-3000:]
+    history = json.loads((classifier / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2] and all(np.isfinite(h["ipc"]) for h in history)
+    assert all("val" in h for h in history)
+    model = load_classifier(classifier)
+    assert isinstance(model, MSAClassifier) and model.settings.dcr and model.settings.ap and model.settings.ipc
+    cams = tmp_path / "cam"
+    run = _stage("make_cam", *dataset, "upsample=superpixel", "scales=[1.0,0.5]", f"classifier_dir={classifier}",
+                 f"superpixel_dir={spx}", f"out_dir={cams}", "workers=1")
+    assert run.returncode == 0, run.stderr[-3000:]
+    ids = ["2000_000000", "2000_000001", "2000_000002", "2000_000003"]
+    keys = json.loads((cams / "keys.json").read_text())
+    for image_id in ids:
+        highres = np.load(cams / "highres" / f"{image_id}.npy")
+        assert highres.shape == (len(keys[image_id]), 42, 50) and np.isfinite(highres).all()
+        assert highres.max() <= 1.0 + 1e-3
+        assert np.load(cams / "stride4" / f"{image_id}.npy").shape == (len(keys[image_id]), 11, 13)
+        assert (cams / "labels" / f"{image_id}.png").is_file() and (cams / "bilinear" / "labels" / f"{image_id}.png").is_file()
+    superpixel, bilinear = (json.loads((cams / f / "metrics.json").read_text()) for f in ("labels", "bilinear/labels"))
+    assert superpixel["protocol"]["upsample"] == "superpixel" and bilinear["protocol"]["upsample"] == "bilinear"
+    assert superpixel["n_images"] == bilinear["n_images"] == 4
+    # without the superpixel network: one line naming the file
+    run = _stage("make_cam", *dataset, "upsample=superpixel", f"classifier_dir={classifier}",
+                 f"superpixel_dir={tmp_path / 'none'}", f"out_dir={tmp_path / 'cam2'}", "workers=1")
+    assert run.returncode != 0 and str(tmp_path / "none") in run.stderr.strip().splitlines()[-1]

@@ -29,7 +29,7 @@ def test_each_supervision_names_an_applicable_default():
 
 
 def test_explicit_recipes_and_what_applies():
-    assert [r.name for r in recipes_for("image")] == ["a2gnn", "apro", "irn", "psa"]
+    assert [r.name for r in recipes_for("image")] == ["a2gnn", "apro", "irn", "msa", "psa"]
     assert [r.name for r in recipes_for("point")] == ["a2gnn", "apro", "apro_camfree", "p2seg", "random_walk"]
     camfree = resolve_recipe("box", "apro_camfree")
     assert (camfree.cam, camfree.seeds, camfree.propagation, camfree.crf) == ("none", "camfree", "apro", "a2gnn")
@@ -45,7 +45,7 @@ def test_unknown_recipe_lists_the_valid_ones():
 
 def test_inapplicable_recipe_is_rejected():
     with pytest.raises(WsssError, match=r"recipe 'apro_camfree': 'apro_camfree' does not apply to supervision 'image' "
-                                        r".*valid for image: a2gnn, apro, irn, psa"):
+                                        r".*valid for image: a2gnn, apro, irn, msa, psa"):
         resolve_recipe("image", "apro_camfree")
     with pytest.raises(WsssError, match="does not apply to supervision 'point'"):
         resolve_recipe("point", "psa")
@@ -92,6 +92,31 @@ def test_p2seg_reads_another_recipes_labels_and_makes_its_instances():
         resolve_recipe("box", "p2seg")
 
 
+def test_msa_reads_its_own_cam_network_and_psas_chain_after_it():
+    from wsss.workflow.layout import CAM_NETWORKS, chain_folders, chain_stages, training_folders
+    from wsss.workflow.recipes import load_camnet
+
+    msa, psa = load_recipe("msa"), load_recipe("psa")
+    assert (msa.cam, msa.seeds, msa.propagation) == ("msa", "msa", "cam_walk") and msa.uses_classifier and msa.uses_affinity
+    assert msa.stage_overrides("propagate") == ["propagation=cam_walk", "cam=msa"]
+    # its CAMs, seeds and AffinityNet are its own; the rest of the chain is PSA's
+    assert chain_folders("minivoc", "image", msa) == {
+        "cam": "minivoc/msa/cam", "seeds": "minivoc/image/seeds/msa", "propagate": "minivoc/image/msa/propagate",
+        "crf": "minivoc/image/msa/crf", "pseudolabels": "minivoc/image/msa/pseudolabels"}
+    assert [stage[0] for stage in chain_stages("minivoc", "image", msa)] == [
+        "train_superpixel", "train_classifier_msa", "make_cam_msa", "make_seeds", "train_affinity", "propagate",
+        "refine_crf", "export_pseudolabels"]
+    assert chain_stages("minivoc", "image", msa)[2][3] == "minivoc/msa/cam/labels"
+    assert training_folders("minivoc", "image", msa) == {
+        "train_superpixel": "minivoc/superpixel", "train_classifier_msa": "minivoc/msa/classifier",
+        "train_affinity": "minivoc/image/affinity/msa"}
+    assert [stage[0] for stage in chain_stages("minivoc", "image", psa)][:2] == ["train_classifier", "make_cam"]
+    assert CAM_NETWORKS["msa"].rule("make_cam") == "make_cam_msa" and CAM_NETWORKS["classifier"].rule("make_cam") == "make_cam"
+    camnet = load_camnet("msa")
+    assert set(camnet["train_classifier"]) == {"msa.dcr=true", "msa.ap=true", "msa.ipc=true"}
+    assert camnet["make_cam"] == ("upsample=superpixel",)
+
+
 @pytest.fixture
 def conf_copy(tmp_path, monkeypatch) -> Path:
     """A copy of conf/ that the recipe loader reads (its caches cleared before and after)."""
@@ -132,6 +157,21 @@ def test_a_broken_recipe_file_is_one_line_naming_it(conf_copy, text, message):
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize("text, message", [
+    ("train_classifier: [msa.dcr=true]\nmake_seeds: [cam=msa]\n", r"'make_seeds' is not a stage of a CAM network"),
+    ("train_classifier: msa.dcr=true\n", r"train_classifier: expected a list of Hydra overrides"),
+])
+def test_a_broken_camnet_file_is_one_line_naming_it(conf_copy, text, message):
+    (conf_copy / "camnet" / "msa.yaml").write_text(text)
+    recipes_module.load_camnet.cache_clear()
+    try:
+        with pytest.raises(WsssError, match=r"^conf/camnet/msa.yaml: " + message) as error:
+            recipes_module.load_camnet("msa")
+        assert "\n" not in str(error.value)
+    finally:
+        recipes_module.load_camnet.cache_clear()
+
+
 def test_a_reserved_name_cannot_be_a_recipe(conf_copy):
     (conf_copy / "recipe" / "seeds.yaml").write_text("supervisions: [point]\npropagation: apro\n")
     with pytest.raises(WsssError, match="'seeds' cannot name a recipe"):
@@ -159,6 +199,31 @@ def test_plan_rejects_an_inapplicable_or_unknown_recipe_target_in_one_line():
     result = dry_run("minivoc_box_nope_gallery")
     assert result.returncode == 1 and "recipe 'nope': no such recipe" in last_line(result)
     assert "Traceback" not in result.stderr
+
+
+def test_msa_plans_the_superpixel_net_its_classifier_and_cams_then_psas_chain_on_them():
+    result = dry_run("-p", "minivoc_image_msa_pseudolabels")
+    assert result.returncode == 0, result.stderr[-2000:]
+    planned = set(re.findall(r"^rule (\w+):", result.stdout, flags=re.M))
+    assert {"train_superpixel", "train_classifier_msa", "make_cam_msa", "make_seeds", "train_affinity", "propagate",
+            "refine_crf", "export_pseudolabels"} <= planned
+    assert not planned & {"train_classifier", "make_cam"}  # the plain classifier is not needed
+
+    def command(stage: str) -> str:
+        return next(line for line in result.stdout.splitlines() if f"-m stages.{stage} " in line)
+    classifier = command("train_classifier")
+    assert {"msa.dcr=true", "msa.ap=true", "msa.ipc=true", "superpixel_dir=results/minivoc/superpixel",
+            "out_dir=results/minivoc/msa/classifier"} <= set(classifier.split())
+    assert {"upsample=superpixel", "classifier_dir=results/minivoc/msa/classifier",
+            "superpixel_dir=results/minivoc/superpixel", "out_dir=results/minivoc/msa/cam"} <= set(command("make_cam").split())
+    assert {"seeds=msa", "cam_dir=results/minivoc/msa/cam", "out_dir=results/minivoc/image/seeds/msa"} <= set(
+        command("make_seeds").split())
+    assert "classifier_dir=results/minivoc/msa/classifier" in command("train_affinity").split()
+    assert {"cam=msa", "cam_dir=results/minivoc/msa/cam"} <= set(command("propagate").split())
+    # the plain classifier's CAMs upsampled by superpixels: the superpixel net becomes an input of make_cam
+    result = dry_run("-p", "results/minivoc/cam", "--config", "make_cam=upsample=superpixel")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert {"train_superpixel", "train_classifier", "make_cam"} <= set(re.findall(r"^rule (\w+):", result.stdout, flags=re.M))
 
 
 def test_a_box_trained_recipe_plans_no_seeds_and_trains_from_the_boxes():

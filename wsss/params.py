@@ -235,6 +235,40 @@ class BoxMaskLossSettings:
     context: float = 0.25
 
 
+@dataclass
+class MSASettings:
+    """MSA's parts of the CAM classifier (SEEDS_ANATOMY §1.10), each switchable (all off: the plain classifier).
+
+    ``dcr``: Dynamic Convolutional Reassembly of the layer3 / layer4 features by 3×3 kernels predicted from the
+    superpixel association; ``ap``: the Affinity Propagation module on the logits (threshold ``ap_threshold`` γ,
+    ``ap_iterations`` β), in training and inference; ``ipc``: the Intra-Patch Prototype Contrast loss (weight
+    ``ipc_weight``, ``ipc_patches`` patches, images skipped unless their max foreground and background
+    probabilities exceed ``ipc_ignore``). ``cell``: the superpixel grid cell (= the classifier's output stride).
+    """
+
+    dcr: bool = False
+    ap: bool = False
+    ipc: bool = False
+    ap_threshold: float = 0.6
+    ap_iterations: int = 8
+    ipc_weight: float = 0.3
+    ipc_patches: int = 9
+    ipc_ignore: float = 0.1
+    cell: int = 16
+
+    @property
+    def needs_superpixels(self) -> bool:
+        """Whether the classifier reads the superpixel association (DCR and IPC do, AP does not)."""
+        return self.dcr or self.ipc
+
+    @property
+    def enabled(self) -> bool:
+        return self.dcr or self.ap or self.ipc
+
+
+#: a seed rule's / propagation's ``cam``: whose CAMs it reads, the plain classifier's or MSA's (``conf/camnet/msa.yaml``),
+#: or none (CAM-free)
+CAM_SOURCES = ("classifier", "msa", "none")
 #: the kinds of ``BoxMaskLossSettings.kind``
 MASK_LOSS_KINDS = ("mask", "filled_box", "apro")
 

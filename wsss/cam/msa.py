@@ -20,7 +20,6 @@ softmax association of each pixel with the 3×3 grid cells around its own (chann
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import partial
 
 import torch
@@ -30,26 +29,15 @@ from torchvision.ops import Conv2dNormActivation
 
 from kernels.superpixel import POOL_EPS, superpixel_pool, superpixel_upsample
 from wsss.cam.classifier import CAMClassifier
+from wsss.params import MSASettings
 
 #: Width of the association features and of the stage embeddings that predict a reassembly kernel (MSA: 128).
 GUIDE_CHANNELS = 128
 
+#: every part on, MSA's hyper-parameters (the schema's default, :class:`wsss.params.MSASettings`, has every part off)
+MSA_DEFAULTS = MSASettings(dcr=True, ap=True, ipc=True)
+
 _LeakyConv = partial(Conv2dNormActivation, activation_layer=partial(nn.LeakyReLU, 0.1))
-
-
-@dataclass
-class MSASettings:
-    """Which MSA parts are on and their hyper-parameters; the defaults are MSA's (``train_cls_image.py``)."""
-
-    dcr: bool = True
-    ap: bool = True
-    ipc: bool = True
-    ap_threshold: float = 0.6  # γ: affinities below it are cut
-    ap_iterations: int = 8  # β: propagation steps
-    ipc_weight: float = 0.3  # λ of the IPC term in the total loss
-    ipc_patches: int = 9  # P, a square number: the CAM is tiled √P × √P
-    ipc_ignore: float = 0.1  # ig_th: a patch counts only if its max foreground and max background exceed it
-    cell: int = 16  # superpixel grid cell of the association (= the classifier's output stride)
 
 
 class AssociationEncoder(nn.Sequential):
@@ -230,14 +218,14 @@ class MSAClassifier(CAMClassifier):
 
     * ``forward(image, assoc=None) -> logits (B, num_classes)``: GAP of the (gated) layer4 features → classifier.
     * ``cam(image, assoc=None) -> (B, num_classes, H/s, W/s)``: ReLU of the class-score map after DCR and AP.
-    * ``loss(image, image_labels, assoc=None, image_rgb01=None) -> (total, {"cls", "ipc"})``.
+    * ``loss(image, image_labels, assoc=None, image_rgb01=None) -> (total, {"cls", "ipc", "logits"})``.
 
     ``assoc (B, 9, H, W)`` is required when DCR is on (and by ``loss`` when IPC is on); ``H``, ``W`` multiples of
     ``settings.cell``.
     """
 
     def __init__(self, arch: str, output_stride: int, num_classes: int = 20, pretrained: str = "", width: int = 64,
-                 settings: MSASettings = MSASettings()) -> None:
+                 settings: MSASettings = MSA_DEFAULTS) -> None:
         super().__init__(arch, output_stride, num_classes, pretrained, width)
         if (settings.dcr or settings.ap) and output_stride not in (8, 16):
             raise ValueError(f"MSAClassifier: DCR and AP need output_stride 8 or 16, got {output_stride}")
@@ -305,7 +293,8 @@ class MSAClassifier(CAMClassifier):
 
     def loss(self, image: torch.Tensor, image_labels: torch.Tensor, assoc: torch.Tensor | None = None,
              image_rgb01: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """``(cls + ipc_weight · ipc, {"cls": cls, "ipc": ipc})`` (``ipc`` unweighted, 0 when IPC is off).
+        """``(cls + ipc_weight · ipc, {"cls": cls, "ipc": ipc, "logits": logits (B, K) detached})`` (``ipc``
+        unweighted, 0 when IPC is off).
 
         ``cls``: multi-label soft margin of the logits against ``image_labels (B, K)`` multi-hot; ``ipc``:
         :func:`ipc_loss` of :func:`normalised_cams` of the score map. Its colours are ``image`` (as MSA), or
@@ -322,7 +311,7 @@ class MSAClassifier(CAMClassifier):
             ipc = ipc_loss(normalised_cams(scores, labels), colours, assoc, self.settings,
                            valid=image.sum(dim=1, keepdim=True) != 0)
         cls = F.multilabel_soft_margin_loss(logits, labels)
-        return cls + self.settings.ipc_weight * ipc, {"cls": cls, "ipc": ipc}
+        return cls + self.settings.ipc_weight * ipc, {"cls": cls, "ipc": ipc, "logits": logits.detach()}
 
     def param_groups(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
         """(trunk parameters, the classifier's and MSA's new modules' parameters)."""

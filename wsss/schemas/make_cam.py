@@ -25,6 +25,10 @@ class MakeCamConfig(StageConfig):
     #: CPU processes (one thread each) computing the CAMs (wsss.parallel): null = one per thread of the job
     #: (``num_threads``), 1 = no pool (this process, ``num_threads`` threads). Ignored on a GPU (one process).
     workers: Optional[int] = None
+    #: how the stride-16 CAMs reach full resolution: ``bilinear``, or ``superpixel`` (MSA: through the association
+    #: of the superpixel network in ``superpixel_dir``, kernels.superpixel_upsample)
+    upsample: str = "bilinear"
+    superpixel_dir: str = MISSING
 
 
 ConfigStore.instance().store(group="schema", name="make_cam", node=MakeCamConfig, package="_global_")

@@ -75,7 +75,8 @@ class BoxSeedsConfig:
 class MakeSeedsConfig(SupervisedStageConfig):
     cam_dir: str = MISSING
     split: str = MISSING
-    #: ``classifier``: CAM evidence from ``cam_dir``; ``none``: CAM-free (point/scribble/box only)
+    #: the CAMs in ``cam_dir``: ``classifier`` (the plain classifier's) or ``msa`` (MSA's, conf/camnet/msa.yaml);
+    #: ``none``: CAM-free (point/scribble/box only)
     cam: str = "classifier"
     image: ImageSeedsConfig = field(default_factory=ImageSeedsConfig)
     point: PointSeedsConfig = field(default_factory=PointSeedsConfig)

@@ -54,7 +54,8 @@ AProPropagationConfig = config_class(
 
 @dataclass
 class PropagateConfig(SupervisedStageConfig):
-    #: ``classifier``: CAMs from ``cam_dir`` (and AffinityNet from ``affinity_dir``); ``none``: CAM-free (apro only)
+    #: ``classifier`` / ``msa``: CAMs from ``cam_dir`` (the plain classifier's / MSA's) and AffinityNet from
+    #: ``affinity_dir``; ``none``: CAM-free (apro only)
     cam: str = "classifier"
     cam_dir: str = MISSING
     seeds_dir: str = MISSING

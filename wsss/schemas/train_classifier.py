@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from wsss.params import MSASettings
 from wsss.schemas.common import StageConfig
 
 
@@ -42,6 +43,10 @@ class OptimConfig:
 class TrainClassifierConfig(StageConfig):
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     train: OptimConfig = field(default_factory=OptimConfig)
+    #: MSA's parts (wsss.params.MSASettings; all off = the plain classifier); DCR and IPC read the association
+    #: of the superpixel network in ``superpixel_dir``
+    msa: MSASettings = field(default_factory=MSASettings)
+    superpixel_dir: str = MISSING
     #: split scored after every epoch (``val/map``, ``val/exact_match`` in the history and the curves)
     val_split: str = MISSING
     #: how many images of ``val_split`` (the first in id order) are scored; 0 = no validation

@@ -16,6 +16,7 @@ from wsss.crf import CRFParams
 from wsss.data.annotations import SUPERVISIONS_WITH_FILES, WeakAnnotation, load_weak_annotation
 from wsss.data.reader import DatasetReader
 from wsss.errors import WsssError
+from wsss.params import CAM_SOURCES
 from wsss.seeds.box import BoxSeedParams, GrabCutReport, box_seeds
 from wsss.seeds.evidence import cam_evidence_seeds
 from wsss.seeds.geodesic import GeodesicParams
@@ -51,14 +52,14 @@ class WeakSeedBuilder:
         kind = str(cfg.supervision.name)
         if kind not in SUPERVISIONS_WITH_FILES:
             raise WsssError(f"supervision.name: '{kind}' is not a point/scribble/box supervision")
-        if cfg.cam not in ("classifier", "none"):
-            raise WsssError(f"cam: must be 'classifier' or 'none', got '{cfg.cam}'")
+        if cfg.cam not in CAM_SOURCES:
+            raise WsssError(f"cam: must be one of {', '.join(CAM_SOURCES)}, got '{cfg.cam}'")
         if cfg.box.inside not in ("ignore", "background"):
             raise WsssError(f"box.inside: must be 'ignore' or 'background', got '{cfg.box.inside}'")
         if cfg.image.method not in ("psa", "irn"):
             raise WsssError(f"image.method: must be 'psa' or 'irn', got '{cfg.image.method}'")
         return cls(
-            kind=kind, folder=str(cfg.supervision.annotations), use_cam=cfg.cam == "classifier",
+            kind=kind, folder=str(cfg.supervision.annotations), use_cam=cfg.cam != "none",
             point_radius=float(cfg.point.radius), point_min_confidence=float(cfg.point.min_confidence),
             point_cam_fusion=bool(cfg.point.cam_fusion),
             point_max_gap=None if cfg.point.max_gap is None else float(cfg.point.max_gap),

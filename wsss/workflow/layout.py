@@ -1,6 +1,8 @@
 """Where each stage's folder is, relative to the results folder (``paths.results``, DESIGN §4).
 
-* shared by every supervision: ``<dataset>/classifier``, ``<dataset>/cam``, ``<dataset>/superpixel``;
+* shared by every supervision: ``<dataset>/classifier``, ``<dataset>/cam``; the superpixel network
+  ``<dataset>/superpixel`` and MSA's classifier and CAMs on it, ``<dataset>/msa/{classifier,cam}`` (the CAM network
+  a seed rule's ``cam: msa`` names, :data:`CAM_NETWORKS`);
 * shared by the recipes that make the same seed choice: ``<dataset>/<supervision>/seeds/<seeds>``
   and the AffinityNet trained on those seeds, ``<dataset>/<supervision>/affinity/<seeds>``; weak-shot
   supervision also the boundary network learnt on its base images, ``<dataset>/weakshot/boundary/<seeds>`` (its
@@ -17,10 +19,12 @@ The functions ``(plan, wildcards) -> folder | None`` are the rules' conditional 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Mapping
 
+from wsss.errors import WsssError
 from wsss.workflow.plan import Plan
-from wsss.workflow.recipes import Recipe, load_recipe
+from wsss.workflow.recipes import Recipe, load_recipe, load_seed_rule_cam
 
 #: log folders (``logs/<scope>/<stage>.log`` and ``.benchmark.tsv``) of the dataset's, the seed rule's and
 #: the recipe's stages
@@ -29,9 +33,11 @@ SEEDS_SCOPE = "{dataset}/{supervision}/seeds_{seeds}"
 RECIPE_SCOPE = "{dataset}/{supervision}/{recipe}"
 
 CLASSIFIER = "{dataset}/classifier"
+CAM = "{dataset}/cam"
 #: MSA's superpixel network and its association of every train image (shared by every supervision and recipe)
 SUPERPIXEL = "{dataset}/superpixel"
-CAM = "{dataset}/cam"
+MSA_CLASSIFIER = "{dataset}/msa/classifier"
+MSA_CAM = "{dataset}/msa/cam"
 SEEDS = "{dataset}/{supervision}/seeds/{seeds}"
 AFFINITY = "{dataset}/{supervision}/affinity/{seeds}"
 BOUNDARY = "{dataset}/{supervision}/boundary/{seeds}"
@@ -39,6 +45,29 @@ BOUNDARY = "{dataset}/{supervision}/boundary/{seeds}"
 WEAKSHOT = "weakshot"
 RECIPE = "{dataset}/{supervision}/{recipe}"
 COMPARE = "{dataset}/{supervision}/compare"
+
+
+@dataclass(frozen=True)
+class CamNetwork:
+    """The CAM network a seed rule's ``cam`` names: its classifier's and its CAMs' folders and rules (the rule
+    runs ``stages.<stage>``; a network other than the plain classifier has rules of its own, ``<stage>_<cam>``,
+    with the overrides of ``conf/camnet/<cam>.yaml`` and the superpixel network as an input)."""
+
+    cam: str
+    classifier: str
+    cams: str
+
+    @property
+    def superpixels(self) -> bool:
+        """Whether its classifier and CAMs read the superpixel network (``train_superpixel``)."""
+        return self.cam != "classifier"
+
+    def rule(self, stage: str) -> str:
+        return stage if self.cam == "classifier" else f"{stage}_{self.cam}"
+
+
+#: a seed rule's ``cam`` (:data:`wsss.workflow.recipes.CAM_SOURCES` but ``none``) -> its CAM network
+CAM_NETWORKS = {"classifier": CamNetwork("classifier", CLASSIFIER, CAM), "msa": CamNetwork("msa", MSA_CLASSIFIER, MSA_CAM)}
 
 
 def recipe_folder(recipe: str, folder: str) -> str:
@@ -56,7 +85,7 @@ def chain_folders(dataset: str, supervision: str, recipe: Recipe) -> dict[str, s
         return {name: recipe_folder(recipe.name, name).format(**values) for name in ("boxmasks", "pseudolabels")}
     folders = {}
     if recipe.uses_classifier:
-        folders["cam"] = CAM.format(**values)
+        folders["cam"] = CAM_NETWORKS[recipe.cam].cams.format(**values)
     folders["seeds"] = SEEDS.format(**values)
     folders["propagate"] = recipe_folder(recipe.name, "propagate").format(**values)
     if recipe.has_crf:
@@ -80,8 +109,11 @@ def chain_stages(dataset: str, supervision: str, recipe: Recipe) -> list[tuple[s
         return [(rule, scope.format(**values), folder.format(**values), labels.get(name) if name else None)
                 for rule, scope, folder, name in stages]
     if recipe.uses_classifier:
-        stages.append(("train_classifier", DATASET_SCOPE, CLASSIFIER, None))
-        stages.append(("make_cam", DATASET_SCOPE, CAM, "cam"))
+        network = CAM_NETWORKS[recipe.cam]
+        if network.superpixels:
+            stages.append(("train_superpixel", DATASET_SCOPE, SUPERPIXEL, None))
+        stages.append((network.rule("train_classifier"), DATASET_SCOPE, network.classifier, None))
+        stages.append((network.rule("make_cam"), DATASET_SCOPE, network.cams, "cam"))
     stages.append(("make_seeds", SEEDS_SCOPE, SEEDS, "seeds"))
     if supervision == WEAKSHOT and recipe.uses_affinity:
         stages.append(("train_boundary", SEEDS_SCOPE, BOUNDARY, None))
@@ -91,7 +123,8 @@ def chain_stages(dataset: str, supervision: str, recipe: Recipe) -> list[tuple[s
     if recipe.has_crf:
         stages.append(("refine_crf", RECIPE_SCOPE, recipe_folder("{recipe}", "crf"), "crf"))
     stages.append(("export_pseudolabels", RECIPE_SCOPE, recipe_folder("{recipe}", "pseudolabels"), "pseudolabels"))
-    labels["cam"] = labels.get("cam", CAM.format(**values)) + "/labels"
+    if "cam" in labels:
+        labels["cam"] += "/labels"
     return [(rule, scope.format(**values), folder.format(**values), labels.get(name) if name else None)
             for rule, scope, folder, name in stages]
 
@@ -108,7 +141,10 @@ def training_folders(dataset: str, supervision: str, recipe: Recipe) -> dict[str
     if recipe.box_trained:  # here the Mask R-CNN comes before the labels: it makes them
         return {"train_maskrcnn": recipe_folder(recipe.name, "maskrcnn").format(**values)}
     if recipe.uses_classifier:
-        folders["train_classifier"] = CLASSIFIER.format(**values)
+        network = CAM_NETWORKS[recipe.cam]
+        if network.superpixels:
+            folders["train_superpixel"] = SUPERPIXEL.format(**values)
+        folders[network.rule("train_classifier")] = network.classifier.format(**values)
     if supervision == WEAKSHOT and recipe.uses_affinity:
         folders["train_boundary"] = BOUNDARY.format(**values)
     if recipe.uses_affinity:
@@ -123,14 +159,21 @@ def seeds_cam(plan: Plan, wildcards: Mapping[str, str]) -> str | None:
     from wsss.workflow.plan import planned_config
 
     cfg = planned_config("make_seeds", tuple(plan.base_overrides("make_seeds", wildcards) + plan.user_overrides("make_seeds")))
-    if str(cfg.cam) != "classifier":
+    if str(cfg.cam) == "none":
         return None
     if wildcards["supervision"] not in ("image", WEAKSHOT):  # tags (weak-shot: the novel images') always read them
         from wsss.seeds.weak import WeakSeedBuilder  # imports torch: only when a weak seed job is planned
 
         if not WeakSeedBuilder.from_config(cfg).uses_cam:
             return None
-    return CAM.format(**wildcards)
+    return CAM_NETWORKS[str(cfg.cam)].cams.format(**wildcards)
+
+
+def seeds_classifier(plan: Plan, wildcards: Mapping[str, str]) -> str:
+    """``train_boundary`` / ``train_affinity``: the classifier whose trunk they start from: the one whose CAMs the
+    seed rule reads (the plain classifier for CAM-free seeds)."""
+    cam = str(load_seed_rule_cam(wildcards["seeds"]))
+    return CAM_NETWORKS.get(cam, CAM_NETWORKS["classifier"]).classifier.format(**wildcards)
 
 
 def affinity_boundary(plan: Plan, wildcards: Mapping[str, str]) -> str | None:
@@ -162,11 +205,13 @@ def recipe_seeds(plan: Plan, wildcards: Mapping[str, str]) -> str | None:
 
 
 def recipe_cam(plan: Plan, wildcards: Mapping[str, str]) -> str | None:
-    return CAM.format(**wildcards) if plan.recipe(wildcards).uses_classifier else None
+    recipe = plan.recipe(wildcards)
+    return CAM_NETWORKS[recipe.cam].cams.format(**wildcards) if recipe.uses_classifier else None
 
 
 def recipe_classifier(plan: Plan, wildcards: Mapping[str, str]) -> str | None:
-    return CLASSIFIER.format(**wildcards) if plan.recipe(wildcards).uses_classifier else None
+    recipe = plan.recipe(wildcards)
+    return CAM_NETWORKS[recipe.cam].classifier.format(**wildcards) if recipe.uses_classifier else None
 
 
 def recipe_affinity(plan: Plan, wildcards: Mapping[str, str]) -> str | None:
@@ -195,6 +240,28 @@ def recipe_instance_model(plan: Plan, wildcards: Mapping[str, str]) -> str | Non
 def recipe_instances(plan: Plan, wildcards: Mapping[str, str]) -> str | None:
     """``train_maskrcnn``'s instance pseudo-labels; none for a box-trained recipe (it learns from the boxes)."""
     return None if plan.recipe(wildcards).box_trained else recipe_folder("{recipe}", "instances").format(**wildcards)
+
+
+def superpixels_if_upsampling(plan: Plan, wildcards: Mapping[str, str]) -> str | None:
+    """``make_cam`` of the plain classifier: the superpixel network when its config upsamples through it
+    (``upsample=superpixel``)."""
+    from wsss.workflow.plan import planned_config
+
+    cfg = planned_config("make_cam", tuple(plan.base_overrides("make_cam", wildcards) + plan.user_overrides("make_cam")))
+    return SUPERPIXEL.format(**wildcards) if str(cfg.upsample) == "superpixel" else None
+
+
+def camnet_settings(cam: str, stage: str):
+    """The ``settings`` of a CAM network's rule of ``stage``: the overrides ``conf/camnet/<cam>.yaml`` gives it."""
+    from wsss.workflow.plan import exit_on_config_error
+    from wsss.workflow.recipes import load_camnet
+
+    def settings(plan: Plan, wildcards: Mapping[str, str]) -> list[str]:
+        try:
+            return list(load_camnet(cam)[stage])
+        except WsssError as error:
+            raise exit_on_config_error(error) from None
+    return settings
 
 
 def classifier_if_initialising(stage: str):

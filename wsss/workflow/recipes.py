@@ -2,8 +2,9 @@
 
 A recipe names, for one supervision:
 
-* ``seeds``: the seed rule and its CAM source, a file of ``conf/seeds/`` (``default`` | ``irn`` | ``camfree`` …);
-  the seed rule's ``cam`` key says whether the classifier's CAMs are used at all;
+* ``seeds``: the seed rule and its CAM source, a file of ``conf/seeds/`` (``default`` | ``irn`` | ``msa`` | ``camfree`` …);
+  the seed rule's ``cam`` key names the CAMs it reads: ``classifier`` (the plain classifier's), ``msa`` (MSA's
+  classifier on the superpixel network, :data:`wsss.workflow.layout.CAM_NETWORKS`) or ``none``;
 * ``propagation``: the propagator, a file of ``conf/propagation/`` (``cam_walk``, ``random_walk``, ``a2gnn``, ``apro``);
 * ``crf``: the dense CRF kernels, a file of ``conf/crf/``; ``dataset`` = ``conf/crf/<dataset>.yaml``; ``none``: no CRF;
 * ``mask_loss``: instead of seeds and a propagator, a Mask R-CNN trained from the boxes alone with this mask loss
@@ -33,7 +34,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from wsss.config import CONF_DIR
 from wsss.errors import WsssError
-from wsss.params import MASK_LOSS_KINDS
+from wsss.params import CAM_SOURCES, MASK_LOSS_KINDS
 from wsss.propagation.catalog import PROPAGATORS
 
 #: the stages a recipe owns (its folder), in pipeline order; ``overrides`` keys must be among them
@@ -45,7 +46,7 @@ INSTANCE_SOURCES = ("cues", "p2seg")
 RESERVED = ("seeds", "affinity", "boundary", "compare", "gallery", "pseudolabels", "deeplab", "maskrcnn", "instances", "boxmasks")
 #: ``mask_loss`` values: the box-trained recipes' Mask R-CNN losses (``mask_loss.kind`` of train_maskrcnn)
 BOX_MASK_LOSSES = tuple(kind for kind in MASK_LOSS_KINDS if kind != "mask")
-CAM_SOURCES = ("classifier", "none")
+
 
 
 @dataclass
@@ -65,7 +66,7 @@ class RecipeFile:
 
 @dataclass(frozen=True)
 class Recipe:
-    """A validated recipe. ``cam``: the CAM source of its seed rule (``classifier`` | ``none``)."""
+    """A validated recipe. ``cam``: the CAM source of its seed rule (:data:`CAM_SOURCES`)."""
 
     name: str
     description: str
@@ -97,8 +98,8 @@ class Recipe:
 
     @property
     def uses_classifier(self) -> bool:
-        """Whether its chain reads the classifier's CAMs."""
-        return self.cam == "classifier" and not self.box_trained
+        """Whether its chain reads a classifier's CAMs (the plain one's or MSA's, :attr:`cam`)."""
+        return self.cam != "none" and not self.box_trained
 
     @property
     def uses_affinity(self) -> bool:
@@ -133,10 +134,38 @@ def _choices(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
-def _seed_cam(seeds: str) -> str:
+@functools.lru_cache(maxsize=None)
+def load_seed_rule_cam(seeds: str) -> str:
     """The ``cam`` key of ``conf/seeds/<seeds>.yaml`` (``classifier`` when it sets none)."""
-    node = OmegaConf.load(CONF_DIR / "seeds" / f"{seeds}.yaml")
-    return str(node.get("cam", "classifier"))
+    path = CONF_DIR / "seeds" / f"{seeds}.yaml"
+    if not path.is_file():
+        raise WsssError(f"seeds '{seeds}': no conf/seeds/{seeds}.yaml (valid: {', '.join(_choices('seeds'))})")
+    return str(OmegaConf.load(path).get("cam", "classifier"))
+
+
+#: the stages of a CAM network (conf/camnet/<name>.yaml gives each its overrides)
+CAMNET_STAGES = ("train_classifier", "make_cam")
+
+
+@functools.lru_cache(maxsize=None)
+def load_camnet(cam: str) -> dict[str, tuple[str, ...]]:
+    """``conf/camnet/<cam>.yaml``: the Hydra overrides of the CAM network's classifier and CAMs,
+    ``{stage: overrides}`` for the stages of :data:`CAMNET_STAGES` (a problem: one line naming the file)."""
+    where = f"conf/camnet/{cam}.yaml"
+    path = CONF_DIR / "camnet" / f"{cam}.yaml"
+    if not path.is_file():
+        raise WsssError(f"{where}: no such CAM network (valid: {', '.join(_choices('camnet'))})")
+    node = OmegaConf.to_container(OmegaConf.load(path), resolve=True) or {}
+    overrides: dict[str, tuple[str, ...]] = {stage: () for stage in CAMNET_STAGES}
+    for stage, values in node.items():
+        if stage == "description":
+            continue
+        if stage not in CAMNET_STAGES:
+            raise WsssError(f"{where}: '{stage}' is not a stage of a CAM network (expected {', '.join(CAMNET_STAGES)})")
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise WsssError(f"{where}: {stage}: expected a list of Hydra overrides, got {values!r}")
+        overrides[stage] = tuple(values)
+    return overrides
 
 
 @functools.lru_cache(maxsize=None)
@@ -164,7 +193,7 @@ def load_recipe(name: str) -> Recipe:
                         f"(expected some of {', '.join(supervisions)})")
     if raw.seeds not in _choices("seeds"):
         raise WsssError(f"{where}: seeds: no conf/seeds/{raw.seeds}.yaml (valid: {', '.join(_choices('seeds'))})")
-    cam = _seed_cam(raw.seeds)
+    cam = load_seed_rule_cam(raw.seeds)
     if cam not in CAM_SOURCES:
         raise WsssError(f"conf/seeds/{raw.seeds}.yaml: cam must be one of {', '.join(CAM_SOURCES)}, got '{cam}'")
     if raw.propagation not in PROPAGATORS or raw.propagation not in _choices("propagation"):

@@ -40,7 +40,8 @@ class StageRule:
     as it once was for ``train_affinity``, which then ran before ``build_kernels`` under ``--cores 1``); ``paths``: config
     keys set to folders that are not inputs; ``settings``: ``(plan, wildcards) -> overrides`` the DAG adds;
     ``work``: the stage keeps resumable checkpoints in ``work_dir`` (undeclared, ``<results>/.work/<output>``);
-    ``gpu``: it takes one ``gpu`` resource; ``launcher``: it may run under torchrun."""
+    ``gpu``: it takes one ``gpu`` resource; ``launcher``: it may run under torchrun; ``rule``: the rule's name
+    when it is not the stage's (a second rule of the same stage, e.g. ``make_cam_msa``: MSA's CAMs)."""
 
     name: str
     output: str
@@ -59,6 +60,12 @@ class StageRule:
     under: str = "results"
     #: keyword arguments of Snakemake's ``report()`` for the output folder (its files then show in --report)
     in_report: Mapping | None = None
+    rule: str = ""
+
+    @property
+    def rule_name(self) -> str:
+        """The Snakemake rule's name (its log's too): ``rule``, else the stage's."""
+        return self.rule or self.name
 
     # ------------------------------------------------------------------ rule directives
     @property
@@ -70,11 +77,11 @@ class StageRule:
 
     @property
     def log(self) -> str:
-        return f"logs/{self.scope}/{self.name}.log"
+        return f"logs/{self.scope}/{self.rule_name}.log"
 
     @property
     def benchmark(self) -> str:
-        return f"logs/{self.scope}/{self.name}.benchmark.tsv"
+        return f"logs/{self.scope}/{self.rule_name}.benchmark.tsv"
 
     def output_path(self, plan: Plan) -> str:
         return f"{plan.data if self.under == 'data' else plan.results}/{self.output}"
