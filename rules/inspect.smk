@@ -39,9 +39,11 @@ def _compared_chains(plan, wildcards):
 
 
 STAGES += [
-    # HTML gallery (photo, GT, CAMs, seeds, propagation, CRF, pseudo-label per image) + report files
+    # HTML gallery (photo, GT, CAMs, seeds, propagation, CRF, pseudo-label per image) + report files; MSA's
+    # recipes also the superpixels over the photo (an input: train_superpixel runs first) and the bilinear CAMs
     StageRule("make_gallery", layout.recipe_folder("{recipe}", "gallery"), scope=layout.RECIPE_SCOPE, cores=False,
-              inputs={"seeds_dir": layout.recipe_seeds, "cam_dir": layout.recipe_cam},
+              inputs={"seeds_dir": layout.recipe_seeds, "cam_dir": layout.recipe_cam,
+                      "superpixel_dir": layout.recipe_superpixels},
               needs={"label_stages": _recipe_labels}, files=asset_files(),
               paths={"stages_dir": layout.RECIPE, "classifier_dir": layout.recipe_classifier,
                      "affinity_dir": layout.recipe_affinity},

@@ -7,7 +7,7 @@ from wsss.data import open_dataset
 from wsss.errors import WsssError
 from wsss.viz.curves import curve_label
 from wsss.viz.gallery import GallerySettings, build_gallery
-from wsss.viz.stages import discover_label_stages
+from wsss.viz.stages import CAM_BILINEAR_STAGE, bilinear_cam_folder, discover_label_stages
 
 
 @stage_main("make_gallery")
@@ -18,6 +18,11 @@ def main(cfg) -> None:
         raise WsssError(f"{cfg.stages_dir}: stage folder not found (run the pipeline first)")
     cam_dir = Path(cfg.cam_dir) if cfg.cam_dir and Path(cfg.cam_dir).is_dir() else None
     extra = {"seeds": Path(cfg.seeds_dir)} if cfg.seeds_dir else {}
+    # MSA: cam is the superpixel-upsampled CAMs; the same CAMs upsampled bilinearly are shown beside them
+    bilinear = bilinear_cam_folder(cam_dir)
+    if bilinear is not None:
+        extra[CAM_BILINEAR_STAGE] = bilinear
+    superpixel_dir = Path(cfg.superpixel_dir) if cfg.superpixel_dir else None
     stages = discover_label_stages(cfg.stages_dir, cam_dir, list(cfg.stage_order), [*cfg.exclude, out],
                                    split=cfg.split, extra=extra)
     if not stages:
@@ -33,7 +38,7 @@ def main(cfg) -> None:
     # the retrained models, which run after the labels (the page would depend on the order jobs ran in)
     trained = [Path(d) for d in (cfg.classifier_dir, cfg.affinity_dir) if d]
     curves = {curve_label(folder, cfg.paths.results): folder for folder in trained}
-    build_gallery(dataset, stages, out, cam_dir, settings, meta, curves)
+    build_gallery(dataset, stages, out, cam_dir, settings, meta, curves, superpixel_dir)
 
 
 if __name__ == "__main__":

@@ -20,9 +20,11 @@ from tests.synthetic_run import make_synthetic_run, open_synthetic_dataset
 from wsss.config import REPO_ROOT
 from wsss.errors import WsssError
 from wsss.io import load_label_png, save_json, save_label_png
+from wsss.superpixel.files import save_superpixel_png
 from wsss.viz.gallery import GallerySettings, build_gallery, metrics_table_html, pick_samples, read_gallery_data
-from wsss.viz.render import colorize, composite, heat_colors, legend_entries, overlay, Tile
-from wsss.viz.stages import discover_label_stages, order_stage_names
+from wsss.viz.render import (BOUNDARY_COLOR, Tile, colorize, composite, heat_colors, legend_entries, overlay,
+                             resize_image, superpixel_overlay)
+from wsss.viz.stages import bilinear_cam_folder, discover_label_stages, order_stage_names
 
 ORDER = ["cam", "seeds", "random_walk", "a2gnn", "crf", "pseudolabels"]
 
@@ -147,6 +149,10 @@ def test_gallery_data_matches_the_run(built):
     assert [s["name"] for s in data["stages"]] == ORDER
     assert [r["id"] for r in data["images"]] == run.ids
     assert data["page_size"] == 2 and data["cam_column"] is True
+    # no superpixel folder, no bilinear CAMs: no superpixel column, the stage titles are their names
+    assert data["superpixel_column"] is False and not (out / "thumbs" / "superpixels").exists()
+    assert all("superpixels" not in r for r in data["images"])
+    assert [s["title"] for s in data["stages"]] == ORDER
     assert {c["id"] for c in data["classes"]} == set(range(21)) | {255}
     for index, stage in enumerate(data["stages"]):
         folder = (out / stage["href"]).resolve()
@@ -214,6 +220,95 @@ def test_report_files(built):
         assert figure.mode == "RGB" and figure.size[0] > 3 * 64
 
 
+# ------------------------------------------------------------------------------------- MSA: superpixels, bilinear CAMs
+def test_superpixel_overlay_draws_1px_boundaries_where_ids_change():
+    ids = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 2, 2]])
+    image = np.full((3, 4, 3), 50, np.uint8)
+    drawn = superpixel_overlay(image, ids)
+    edge = np.array([[0, 1, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0]], bool)  # left/upper side of every change
+    assert (drawn[edge] == BOUNDARY_COLOR).all() and (drawn[~edge] == 50).all()
+    # a map larger than the image: shrunk by nearest neighbour first, the lines stay 1 px wide
+    big = np.repeat(np.repeat(ids, 10, axis=0), 10, axis=1)
+    assert (superpixel_overlay(image, big) == drawn).all()
+
+
+def _msa_run(tmp_path):
+    """A synthetic run whose CAMs are MSA's: cam upsampled by superpixels, bilinear/labels beside it, and a
+    superpixel folder with the PNGs of two of its three images (vertical stripes 24 px wide, horizontal halves)."""
+    run = make_synthetic_run(tmp_path, n_images=3)
+    labels = run.cam_dir / "labels"
+    shutil.copytree(labels, run.cam_dir / "bilinear" / "labels")
+    metrics = json.loads((labels / "metrics.json").read_text())
+    save_json(labels / "metrics.json", {**metrics, "protocol": {**metrics["protocol"], "upsample": "superpixel"}})
+    superpixels = tmp_path / "superpixel"
+    rows, cols = np.mgrid[:72, :96]
+    stripes, halves = 1000 + cols // 24, 300 * (rows // 36)  # ids beyond 8 bits: the 16-bit PNG
+    save_superpixel_png(superpixels, run.ids[0], stripes)
+    save_superpixel_png(superpixels, run.ids[1], halves)
+    return run, superpixels, {run.ids[0]: stripes, run.ids[1]: halves}
+
+
+def _expected_edges(ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Where the nearest-shrunk id map changes to the right or below (computed here independently)."""
+    r = ((np.arange(size[0]) + 0.5) * ids.shape[0] / size[0]).astype(int)
+    c = ((np.arange(size[1]) + 0.5) * ids.shape[1] / size[1]).astype(int)
+    small = ids[r][:, c]
+    edge = np.zeros(size, bool)
+    edge[:, :-1] |= small[:, :-1] != small[:, 1:]
+    edge[:-1] |= small[:-1] != small[1:]
+    return edge
+
+
+def test_msa_gallery_shows_superpixels_and_bilinear_cams(tmp_path):
+    run, superpixels, ids = _msa_run(tmp_path)
+    stages = discover_label_stages(run.stages_dir, run.cam_dir, extra={"cam_bilinear": bilinear_cam_folder(run.cam_dir)})
+    assert [s.name for s in stages] == ["cam", "cam_bilinear", *ORDER[1:]]
+    out, dataset = tmp_path / "gallery", open_synthetic_dataset(run)
+    build_gallery(dataset, stages, out, run.cam_dir, GallerySettings(thumb_size=64, report_samples=3),
+                  superpixel_dir=superpixels)
+    data = read_gallery_data(out / "data.js")
+    assert data["superpixel_column"] is True
+    assert [r["superpixels"] for r in data["images"]] == [1, 1, 0]  # the third: a placeholder, not an error
+    assert not (out / "thumbs" / "superpixels" / f"{run.ids[2]}.jpg").exists()
+    assert [s["title"] for s in data["stages"][:2]] == ["cam (superpixel-upsampled)", "cam_bilinear"]
+    assert data["stages"][1]["href"] == "../results/minivoc/cam/bilinear/labels"
+    for image_id, full in ids.items():
+        record = next(r for r in data["images"] if r["id"] == image_id)
+        h, w = record["thumb"]
+        with Image.open(out / "thumbs" / "superpixels" / f"{image_id}.jpg") as thumb:
+            assert thumb.size == (w, h)
+            drawn = np.asarray(thumb.convert("RGB"), np.int16)
+        plain = resize_image(dataset.load_image(image_id), (h, w)).astype(np.int16)  # the photo thumbnail, pre-JPEG
+        edge = _expected_edges(full, (h, w))
+        assert 0 < edge.sum() < edge.size / 5  # 1-pixel lines, not bands
+        assert np.abs(drawn[edge] - BOUNDARY_COLOR).max(axis=-1).mean() < 25  # yellow where the ids change
+        near = edge.copy()  # JPEG rings next to a sharp line: compare the photo one pixel away from the lines
+        near[1:] |= edge[:-1]; near[:-1] |= edge[1:]; near[:, 1:] |= edge[:, :-1]; near[:, :-1] |= edge[:, 1:]
+        assert np.abs(drawn[~near] - plain[~near]).mean() < 8  # the photo elsewhere (JPEG noise of a noisy photo)
+        assert (np.abs(drawn[~near] - BOUNDARY_COLOR).max(axis=-1) > 60).all()  # and no line
+    assert "cam (superpixel-upsampled)" in (out / "report" / "metrics.html").read_text()
+    assert len(list((out / "report").glob("sample_*.png"))) == 3  # superpixel tile or not, every figure is drawn
+
+
+def test_superpixel_png_of_wrong_size_is_an_error(tmp_path):
+    run, superpixels, _ = _msa_run(tmp_path)
+    save_superpixel_png(superpixels, run.ids[0], np.zeros((10, 10), np.int32))
+    with pytest.raises(WsssError, match=r"superpixel/labels/2007_000000\.png: size 10x10 differs from its image 96x72"):
+        build_gallery(open_synthetic_dataset(run), discover_label_stages(run.stages_dir, run.cam_dir), tmp_path / "g",
+                      run.cam_dir, superpixel_dir=superpixels)
+    with pytest.raises(WsssError, match="superpixel folder not found"):
+        build_gallery(open_synthetic_dataset(run), [], tmp_path / "g", None, superpixel_dir=tmp_path / "nope")
+
+
+def test_only_superpixel_recipes_give_the_gallery_a_superpixel_folder():
+    from wsss.workflow.layout import recipe_superpixels
+    from wsss.workflow.plan import Plan
+
+    wildcards = {"dataset": "minivoc", "supervision": "image"}
+    assert recipe_superpixels(Plan({}), {**wildcards, "recipe": "msa"}) == "minivoc/superpixel"
+    assert recipe_superpixels(Plan({}), {**wildcards, "recipe": "psa"}) is None
+
+
 @pytest.mark.slow
 def test_make_gallery_stage_command(tmp_path):
     """The stage as Snakemake calls it: Hydra overrides in, gallery + recorded config out, log lines."""
@@ -234,6 +329,21 @@ def test_make_gallery_stage_command(tmp_path):
     bad = subprocess.run([*command[:5], "stages_dir=/nonexistent/run", f"out_dir={tmp_path / 'bad'}"],
                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1].startswith("error: /nonexistent/run")
+
+
+@pytest.mark.slow
+def test_make_gallery_stage_command_msa(tmp_path):
+    """The stage with ``superpixel_dir`` and a CAM folder holding ``bilinear/labels``: both columns appear."""
+    run, superpixels, _ = _msa_run(tmp_path)
+    out = tmp_path / "out" / "gallery"
+    result = subprocess.run([sys.executable, "-m", "stages.make_gallery", f"dataset.root={run.data_root}",
+                             f"paths.results={run.results}", f"stages_dir={run.stages_dir}", f"out_dir={out}",
+                             f"superpixel_dir={superpixels}", "thumb_size=48", "report_samples=1"],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    data = read_gallery_data(out / "data.js")
+    assert [s["name"] for s in data["stages"]] == ["cam", "cam_bilinear", *ORDER[1:]]
+    assert data["superpixel_column"] is True and (out / "thumbs" / "superpixels" / f"{run.ids[0]}.jpg").is_file()
 
 
 # ------------------------------------------------------------------------------------- headless Chromium
@@ -336,3 +446,25 @@ def test_gallery_sort_filter_and_pagination_from_the_url(built, tmp_path):
     threshold = sorted(r["iou"][crf] for r in data["images"])[2]
     assert rows(f"sort=iou:crf&min={threshold}&size=10") == \
         [r["id"] for r in sorted(data["images"], key=lambda r: (r["iou"][crf], r["id"])) if r["iou"][crf] >= threshold]
+
+
+@needs_chromium
+def test_msa_gallery_in_headless_chromium(tmp_path):
+    """The superpixels column right after the photo (a placeholder where an image has none), the bilinear CAMs
+    right after the superpixel-upsampled ones, titled so."""
+    run, superpixels, _ = _msa_run(tmp_path)
+    stages = discover_label_stages(run.stages_dir, run.cam_dir, extra={"cam_bilinear": bilinear_cam_folder(run.cam_dir)})
+    out = tmp_path / "gallery"
+    build_gallery(open_synthetic_dataset(run), stages, out, run.cam_dir,
+                  GallerySettings(thumb_size=64, report_samples=0), superpixel_dir=superpixels)
+    dom_text, stderr = run_chromium((out / "index.html").as_uri() + "#sort=id", tmp_path)
+    assert not console_errors(stderr), console_errors(stderr)
+    dom = parse_dom(dom_text)
+    heads = [attrs["data-col"] for tag, attrs, row in dom.elements if tag == "th" and row is None and "data-col" in attrs]
+    assert heads[:5] == ["photo", "superpixels", "gt", "cam", "stage:cam"] and heads[5] == "stage:cam_bilinear"
+    assert "cam (superpixel-upsampled)" in dom_text
+    for image_id in run.ids:
+        images = [a["src"] for t, a, r in dom.elements if r == image_id and t == "img" and a.get("class") == "superpixels"]
+        assert images == ([f"thumbs/superpixels/{image_id}.jpg"] if image_id != run.ids[2] else [])
+        assert all((out / src).is_file() for src in images)
+    assert dom_text.count("no superpixels") == 1

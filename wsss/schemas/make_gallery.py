@@ -29,6 +29,9 @@ class _GalleryStage(SupervisedStageConfig):
     #: AffinityNet where it uses them); empty = none
     classifier_dir: str = ""
     affinity_dir: str = ""
+    #: a ``train_superpixel`` folder (``labels/<id>.png``): a ``superpixels`` column after the photo, the
+    #: boundaries drawn over it (the rule passes it where the recipe's CAM network reads superpixels); empty = none
+    superpixel_dir: str = ""
     #: display order of stages; ``"*"`` = every discovered stage not listed, alphabetically
     stage_order: list[str] = field(default_factory=lambda: list(DEFAULT_ORDER))
     #: sub-folders of ``stages_dir`` never shown (the gallery's own folder always is excluded); by default

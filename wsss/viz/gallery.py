@@ -6,6 +6,7 @@
     gallery.css, gallery.js
     data.js               ``window.WSSS_GALLERY = {...};`` — every image's per-stage IoU, classes, thumbnails
     thumbs/photo/<id>.jpg         the photo, longest side ``thumb_size``
+    thumbs/superpixels/<id>.jpg   the photo thumbnail with its superpixel boundaries (``superpixel_dir`` given)
     thumbs/gt/<id>.png            ground truth (VOC palette, nearest-neighbour shrunk)
     thumbs/heat/<id>_<c>.jpg      CAM of class c over the greyed photo
     thumbs/labels/<stage>/<id>.png   each label stage
@@ -36,10 +37,10 @@ from wsss.io import IGNORE_INDEX, atomic_path, load_json, load_label_png, load_n
 from wsss.metrics import SegmentationScorer
 from wsss.progress import Progress
 from wsss.viz.render import (Tile, composite, fit_size, heat_overlay, legend_entries, overlay, resize_image,
-                             resize_score, save_jpeg, save_label_thumbnail, save_png)
+                             resize_score, save_jpeg, save_label_thumbnail, save_png, superpixel_overlay)
 from wsss.params import GallerySettings
 from wsss.viz.curves import copy_curves, curves_html
-from wsss.viz.stages import LabelStage, metrics_summary
+from wsss.viz.stages import LabelStage, metrics_summary, stage_title
 
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 #: files copied from :data:`ASSETS_DIR` into every gallery (index.html is rendered from its template)
@@ -79,8 +80,9 @@ class _ImageRenderer:
     """Per-image work: thumbnails of every column and the image's record for ``data.js``."""
 
     def __init__(self, dataset, stages: Sequence[LabelStage], cam_dir: Path | None, keys: dict[str, list[int]],
-                 out_dir: Path, settings: GallerySettings) -> None:
+                 out_dir: Path, settings: GallerySettings, superpixel_dir: Path | None = None) -> None:
         self.dataset = dataset
+        self.superpixel_dir = superpixel_dir
         self.stages = stages
         self.cam_dir = cam_dir
         self.keys = keys
@@ -100,6 +102,20 @@ class _ImageRenderer:
         if label.shape != tuple(size):
             raise WsssError(f"{path}: size {label.shape[1]}x{label.shape[0]} differs from its image {size[1]}x{size[0]}")
         return label
+
+    def superpixels(self, image_id: str, size: tuple[int, int]) -> np.ndarray | None:
+        """The image's superpixel ids (``<superpixel_dir>/labels/<id>.png``), None without a folder or a PNG."""
+        if self.superpixel_dir is None:
+            return None
+        from wsss.superpixel.files import LABELS_DIR, load_superpixel_png
+
+        path = self.superpixel_dir / LABELS_DIR / f"{image_id}.png"
+        if not path.is_file():
+            return None
+        ids = load_superpixel_png(self.superpixel_dir, image_id)
+        if ids.shape != tuple(size):
+            raise WsssError(f"{path}: size {ids.shape[1]}x{ids.shape[0]} differs from its image {size[1]}x{size[0]}")
+        return ids
 
     def cams(self, image_id: str, size: tuple[int, int]) -> tuple[list[int], np.ndarray | None]:
         if self.cam_dir is None or image_id not in self.keys:
@@ -133,6 +149,12 @@ class _ImageRenderer:
         save_jpeg(self.out / "thumbs" / "photo" / f"{image_id}.jpg", small, s.jpeg_quality)
         record: dict[str, Any] = {"id": image_id, "size": list(size), "thumb": list(thumb),
                                   "photo": _rel(self.dataset.image_path(image_id), self.out)}
+        if self.superpixel_dir is not None:
+            ids = self.superpixels(image_id, size)
+            if ids is not None:  # 1-pixel lines: 4:4:4 chroma, or JPEG smears them into the photo
+                save_jpeg(self.out / "thumbs" / "superpixels" / f"{image_id}.jpg", superpixel_overlay(small, ids),
+                          s.jpeg_quality, full_chroma=True)
+            record["superpixels"] = 1 if ids is not None else 0
         gt = self.gt(image_id)
         if gt is not None:
             save_label_thumbnail(self.out / "thumbs" / "gt" / f"{image_id}.png", gt, thumb)
@@ -165,10 +187,14 @@ class _ImageRenderer:
         return record
 
     def sample_figure(self, image_id: str, final_iou: float | None) -> np.ndarray:
-        """Report figure of one image: photo, ground truth, CAMs, then every stage as an overlay."""
+        """Report figure of one image: photo, its superpixels, ground truth, CAMs, then every stage as an overlay."""
         photo = self.dataset.load_image(image_id)
         size = photo.shape[:2]
         tiles = [Tile("photo", photo)]
+        ids = self.superpixels(image_id, size)
+        if ids is not None:  # drawn at the tile's size (composite would average full-resolution lines away)
+            tile = resize_image(photo, fit_size(*size, self.settings.report_tile))
+            tiles.append(Tile("superpixels", superpixel_overlay(tile, ids)))
         present: set[int] = set()
         gt = self.gt(image_id)
         if gt is not None:
@@ -185,7 +211,7 @@ class _ImageRenderer:
                 continue
             present.update(int(c) for c in np.unique(label))
             iou = self.image_iou(stage, image_id, label, gt)
-            tiles.append(Tile(stage.name + (f" {iou:.1f}" if iou is not None else ""), overlay(photo, label)))
+            tiles.append(Tile(stage_title(stage) + (f" {iou:.1f}" if iou is not None else ""), overlay(photo, label)))
         names = self.class_names or None
         legend = legend_entries(sorted(c for c in present if c != IGNORE_INDEX), names=names,
                                 include_ignore=IGNORE_INDEX in present) if names else []
@@ -227,7 +253,7 @@ def metrics_table_html(stages: Sequence[LabelStage], class_names: Sequence[str])
             text = str(int(value)) if column == 4 else f"{float(value):.1f}"
             mark = ' class="best"' if best[column] is not None and value == best[column] and len(rows) > 1 else ""
             cells.append(f"<td{mark}>{text}</td>")
-        body.append(f'<tr data-stage="{html.escape(stage.name)}"><th scope="row">{html.escape(stage.name)}</th>'
+        body.append(f'<tr data-stage="{html.escape(stage.name)}"><th scope="row">{html.escape(stage_title(stage))}</th>'
                     f"{''.join(cells)}</tr>")
     if not body:
         body.append(f'<tr><td colspan="{1 + len(columns) + len(class_names)}">no label stage found</td></tr>')
@@ -266,13 +292,15 @@ def pick_samples(records: Sequence[dict[str, Any]], n: int) -> list[int]:
 
 def build_gallery(dataset, stages: Sequence[LabelStage], out_dir: str | Path, cam_dir: str | Path | None = None,
                   settings: GallerySettings = GallerySettings(), meta: dict[str, Any] | None = None,
-                  curves: Mapping[str, str | Path] | None = None) -> Path:
+                  curves: Mapping[str, str | Path] | None = None, superpixel_dir: str | Path | None = None) -> Path:
     """Write the gallery of ``dataset`` (its split's images) over ``stages`` into ``out_dir``; returns index.html.
 
     ``cam_dir`` is a ``make_cam`` folder (``highres/<id>.npy``, ``keys.json``) or None.
     ``meta`` (dataset, supervision, split …) is shown in the page header and stored in ``data.js``.
     ``curves``: label → training stage folder whose ``curves.png`` the page shows (one that is not there is
     skipped; one without the PNG is named in a line).
+    ``superpixel_dir``: a ``train_superpixel`` folder (``labels/<id>.png``) or None: a ``superpixels`` column
+    (and report tile) with the boundaries over the photo; an image without a PNG shows a placeholder.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -291,7 +319,10 @@ def build_gallery(dataset, stages: Sequence[LabelStage], out_dir: str | Path, ca
     ids = list(dataset.ids)
     if settings.max_images > 0:
         ids = ids[: settings.max_images]
-    renderer = _ImageRenderer(dataset, stages, cam, keys, out, settings)
+    superpixels = Path(superpixel_dir) if superpixel_dir else None
+    if superpixels is not None and not superpixels.is_dir():
+        raise WsssError(f"{superpixels}: superpixel folder not found (run train_superpixel first)")
+    renderer = _ImageRenderer(dataset, stages, cam, keys, out, settings, superpixels)
     records = [renderer.render(image_id) for image_id in Progress(ids, desc="make_gallery", unit="images")]
 
     data = {
@@ -301,9 +332,10 @@ def build_gallery(dataset, stages: Sequence[LabelStage], out_dir: str | Path, ca
         "page_size": settings.page_size,
         "thumb_size": settings.thumb_size,
         "classes": [{"id": e.id, "name": e.name, "color": e.color} for e in legend_entries(names=class_names)],
-        "stages": [{"name": st.name, "href": _rel(st.folder, out),
+        "stages": [{"name": st.name, "title": stage_title(st), "href": _rel(st.folder, out),
                     "miou": _num((st.metrics or {}).get("miou"))} for st in stages],
         "cam_column": bool(keys),
+        "superpixel_column": superpixels is not None,
         "pairwise": settings.pairwise,
         "images": records,
     }

@@ -118,6 +118,47 @@ def resize_label(label: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(resized, dtype=np.uint8)
 
 
+def resize_ids(ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Integer id map (superpixel ids, any range) to ``size = (h, w)`` by nearest neighbour, sampling each output
+    pixel's centre: output ``(i, j)`` reads input ``(floor((i + ½)·H/h), floor((j + ½)·W/w))``."""
+    ids = np.asarray(ids)
+    if tuple(ids.shape) == tuple(size):
+        return ids
+    height, width = ids.shape
+    rows = np.minimum(((np.arange(size[0]) + 0.5) * height / size[0]).astype(np.int64), height - 1)
+    cols = np.minimum(((np.arange(size[1]) + 0.5) * width / size[1]).astype(np.int64), width - 1)
+    return ids[rows[:, None], cols[None, :]]
+
+
+def id_boundaries(ids: np.ndarray) -> np.ndarray:
+    """``(H, W)`` bool: pixels whose id differs from their right or lower neighbour's (1-pixel lines, drawn on
+    the left / upper side of each change)."""
+    ids = np.asarray(ids)
+    edge = np.zeros(ids.shape, dtype=bool)
+    edge[:, :-1] |= ids[:, :-1] != ids[:, 1:]
+    edge[:-1, :] |= ids[:-1, :] != ids[1:, :]
+    return edge
+
+
+#: colour of drawn superpixel boundaries (yellow reads on most photos)
+BOUNDARY_COLOR: tuple[int, int, int] = (255, 255, 0)
+
+
+def superpixel_overlay(image: np.ndarray, ids: np.ndarray, color: Sequence[int] = BOUNDARY_COLOR) -> np.ndarray:
+    """``image`` with the boundaries of the superpixel map ``ids`` drawn over it at the image's own size.
+
+    ``ids`` may be larger than ``image`` (a full-resolution map over a thumbnail): it is shrunk by nearest
+    neighbour first and the boundaries found on the shrunk map, so they stay 1 pixel wide and solid at any
+    scale (boundaries found at full resolution and then averaged down would fade to a faint tint).
+    """
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be (H, W, 3), got shape {image.shape}")
+    edge = id_boundaries(resize_ids(ids, image.shape[:2]))
+    drawn = np.array(image, dtype=np.uint8, copy=True)
+    drawn[edge] = np.asarray(color, dtype=np.uint8)
+    return drawn
+
+
 def resize_score(score: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Float score map to ``size = (h, w)`` (bilinear)."""
     score = np.asarray(score, dtype=np.float32)
@@ -128,10 +169,12 @@ def resize_score(score: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------ writers
-def save_jpeg(path: str | os.PathLike, image: np.ndarray, quality: int = 85) -> None:
-    """Write an RGB image as JPEG atomically."""
+def save_jpeg(path: str | os.PathLike, image: np.ndarray, quality: int = 85, full_chroma: bool = False) -> None:
+    """Write an RGB image as JPEG atomically. ``full_chroma``: no chroma subsampling (4:4:4), for 1-pixel
+    coloured lines, which 4:2:0 would smear over their neighbours."""
+    options = {"subsampling": 0} if full_chroma else {}
     with atomic_path(path) as tmp:
-        Image.fromarray(np.ascontiguousarray(image)).save(tmp, format="JPEG", quality=int(quality))
+        Image.fromarray(np.ascontiguousarray(image)).save(tmp, format="JPEG", quality=int(quality), **options)
 
 
 def save_png(path: str | os.PathLike, image: np.ndarray) -> None:

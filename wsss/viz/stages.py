@@ -6,6 +6,8 @@ optional ``per_image.json`` (``{id: mIoU %}``) beside them. For a run folder
 (a recipe's ``results/<dataset>/<supervision>/<recipe>/``) they are:
 
 * ``results/<dataset>/cam/labels`` — the CAM argmax labels, named ``cam``;
+* ``<cam_dir>/bilinear/labels`` — where ``make_cam`` upsampled through superpixels (MSA), the same CAMs upsampled
+  bilinearly, named ``cam_bilinear`` (:func:`bilinear_cam_folder`; the stage passes it as an ``extra``);
 * named folders outside the run given as ``extra`` (the recipe's shared ``seeds``);
 * every sub-folder of the run folder that is a label folder (``propagate``,
   ``crf``, ``pseudolabels``, and whatever else a stage adds), named by its folder.
@@ -33,11 +35,13 @@ from wsss.errors import WsssError
 from wsss.io import load_json
 
 #: default display order; ``*`` = every discovered stage not named here (alphabetically)
-DEFAULT_ORDER: tuple[str, ...] = ("cam", "seeds", "propagate", "random_walk", "a2gnn", "apro", "tree", "*", "crf",
-                                  "pseudolabels")
+DEFAULT_ORDER: tuple[str, ...] = ("cam", "cam_bilinear", "seeds", "propagate", "random_walk", "a2gnn", "apro", "tree",
+                                  "*", "crf", "pseudolabels")
 #: folders that never are label stages
 DEFAULT_EXCLUDE: tuple[str, ...] = ("gallery", "deeplab", "maskrcnn", "instances")
 CAM_STAGE = "cam"
+#: the CAMs of a superpixel-upsampling ``make_cam`` upsampled bilinearly (``<cam_dir>/bilinear/labels``)
+CAM_BILINEAR_STAGE = "cam_bilinear"
 
 
 @dataclass
@@ -138,6 +142,24 @@ def candidate_folders(stages_dir: Path, cam_dir: Path | None, exclude: Iterable[
                     raise WsssError(f"{child}: stage name '{child.name}' is taken by {found[child.name]}")
                 found[child.name] = child
     return found
+
+
+def bilinear_cam_folder(cam_dir: str | Path | None) -> Path | None:
+    """``<cam_dir>/bilinear/labels`` when it is there (``make_cam upsample=superpixel`` writes it), else None."""
+    if not cam_dir:
+        return None
+    folder = Path(cam_dir) / "bilinear" / "labels"
+    return folder if folder.is_dir() else None
+
+
+def stage_title(stage: LabelStage) -> str:
+    """A stage's column title: its name, and how its CAMs were upsampled where that is not bilinear (the ``cam``
+    stage of a superpixel-upsampling ``make_cam``, shown beside ``cam_bilinear``), from its metrics protocol."""
+    protocol = (stage.metrics or {}).get("protocol") or {}
+    upsample = protocol.get("upsample") if isinstance(protocol, Mapping) else None
+    if upsample and str(upsample) != "bilinear":
+        return f"{stage.name} ({upsample}-upsampled)"
+    return stage.name
 
 
 def discover_label_stages(stages_dir: str | Path, cam_dir: str | Path | None = None,

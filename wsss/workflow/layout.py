@@ -214,6 +214,13 @@ def recipe_classifier(plan: Plan, wildcards: Mapping[str, str]) -> str | None:
     return CAM_NETWORKS[recipe.cam].classifier.format(**wildcards) if recipe.uses_classifier else None
 
 
+def recipe_superpixels(plan: Plan, wildcards: Mapping[str, str]) -> str | None:
+    """``make_gallery``: the superpixel network's folder when the recipe's CAM network reads superpixels (MSA), so
+    the page draws them beside the photo."""
+    recipe = plan.recipe(wildcards)
+    return SUPERPIXEL.format(**wildcards) if recipe.uses_classifier and CAM_NETWORKS[recipe.cam].superpixels else None
+
+
 def recipe_affinity(plan: Plan, wildcards: Mapping[str, str]) -> str | None:
     recipe = plan.recipe(wildcards)
     return AFFINITY.format(**wildcards, seeds=recipe.seeds) if recipe.uses_affinity else None

@@ -18,9 +18,12 @@
   const classById = new Map(data.classes.map((c) => [c.id, c]));
   const stageIndex = new Map(stages.map((s, i) => [s.name, i]));
 
-  const columns = [{ key: 'photo', title: 'photo' }, { key: 'gt', title: 'ground truth' }];
+  const columns = [{ key: 'photo', title: 'photo' }];
+  if (data.superpixel_column) columns.push({ key: 'superpixels', title: 'superpixels' });
+  columns.push({ key: 'gt', title: 'ground truth' });
   if (data.cam_column) columns.push({ key: 'cam', title: 'CAM' });
-  stages.forEach((s, i) => columns.push({ key: 'stage:' + s.name, title: s.name, stage: i }));
+  // a stage's title says how its CAMs were upsampled where that is not bilinear (MSA's superpixel-upsampled cam)
+  stages.forEach((s, i) => columns.push({ key: 'stage:' + s.name, title: s.title || s.name, stage: i }));
 
   const defaults = {
     sort: lastStage ? 'iou:' + lastStage : 'id', order: 'asc', page: 1, size: data.page_size,
@@ -188,6 +191,14 @@
       td.appendChild(el('a', { href: image.photo, target: '_blank' }, [
         img(path('thumbs/photo', image.id + '.jpg'), image, 'photo', image.id),
       ]));
+    } else if (column.key === 'superpixels') {
+      if (image.superpixels) {
+        td.appendChild(el('a', { href: image.photo, target: '_blank' }, [
+          img(path('thumbs/superpixels', image.id + '.jpg'), image, 'superpixels', 'superpixels of ' + image.id),
+        ]));
+      } else {
+        td.appendChild(el('div', { class: 'missing', text: 'no superpixels' }));
+      }
     } else if (column.key === 'gt') {
       if (image.gt) {
         td.appendChild(labelCell(image, path('thumbs/gt', image.id + '.png'), image.gt,
