@@ -267,7 +267,7 @@ def test_msa_classifier_and_its_superpixel_upsampled_cams_end_to_end(tmp_path):
     from tests.voc_fixture import make_tiny_voc
     from wsss.cam.inference import load_classifier
 
-    root = make_tiny_voc(tmp_path / "VOC", n_train=4, n_val=1, size=(42, 50))
+    root = make_tiny_voc(tmp_path / "VOC", n_train=3, n_val=1, size=(42, 50))
     dataset = ("dataset=folder", f"dataset.root={root}", "dataset.name=tiny")
     spx = tmp_path / "superpixel"
     run = _stage("train_superpixel", *dataset, "superpixel=minivoc", "model.width=0.25", "train.epochs=1",
@@ -275,13 +275,13 @@ def test_msa_classifier_and_its_superpixel_upsampled_cams_end_to_end(tmp_path):
                  f"work_dir={tmp_path / 'w1'}")
     assert run.returncode == 0, run.stderr[-3000:]
     classifier = tmp_path / "classifier"
-    schedule = ("classifier=minivoc", "backbone.width=8", "train.epochs=2", "train.batch_size=2", "train.crop=32",
+    schedule = ("classifier=minivoc", "backbone.width=8", "train.epochs=1", "train.batch_size=2", "train.crop=32",
                 "train.resize_long=[40,56]", "val_images=1", "val_split=val")
     run = _stage("train_classifier", *dataset, *schedule, "msa.dcr=true", "msa.ap=true", "msa.ipc=true",
                  f"superpixel_dir={spx}", f"out_dir={classifier}", f"work_dir={tmp_path / 'w2'}")
     assert run.returncode == 0, run.stderr[-3000:]
     history = json.loads((classifier / "history.json").read_text())
-    assert [h["epoch"] for h in history] == [1, 2] and all(np.isfinite(h["ipc"]) for h in history)
+    assert [h["epoch"] for h in history] == [1] and all(np.isfinite(h["ipc"]) for h in history)
     assert all("val" in h for h in history)
     model = load_classifier(classifier)
     assert isinstance(model, MSAClassifier) and model.settings.dcr and model.settings.ap and model.settings.ipc
@@ -289,7 +289,7 @@ def test_msa_classifier_and_its_superpixel_upsampled_cams_end_to_end(tmp_path):
     run = _stage("make_cam", *dataset, "upsample=superpixel", "scales=[1.0,0.5]", f"classifier_dir={classifier}",
                  f"superpixel_dir={spx}", f"out_dir={cams}", "workers=1")
     assert run.returncode == 0, run.stderr[-3000:]
-    ids = ["2000_000000", "2000_000001", "2000_000002", "2000_000003"]
+    ids = ["2000_000000", "2000_000001", "2000_000002"]
     keys = json.loads((cams / "keys.json").read_text())
     for image_id in ids:
         highres = np.load(cams / "highres" / f"{image_id}.npy")
@@ -299,7 +299,7 @@ def test_msa_classifier_and_its_superpixel_upsampled_cams_end_to_end(tmp_path):
         assert (cams / "labels" / f"{image_id}.png").is_file() and (cams / "bilinear" / "labels" / f"{image_id}.png").is_file()
     superpixel, bilinear = (json.loads((cams / f / "metrics.json").read_text()) for f in ("labels", "bilinear/labels"))
     assert superpixel["protocol"]["upsample"] == "superpixel" and bilinear["protocol"]["upsample"] == "bilinear"
-    assert superpixel["n_images"] == bilinear["n_images"] == 4
+    assert superpixel["n_images"] == bilinear["n_images"] == 3
     # without the superpixel network: one line naming the file
     run = _stage("make_cam", *dataset, "upsample=superpixel", f"classifier_dir={classifier}",
                  f"superpixel_dir={tmp_path / 'none'}", f"out_dir={tmp_path / 'cam2'}", "workers=1")
