@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from wsss.backbone import ResNetTrunk
+from wsss.params import MSASettings
 
 
 class CAMClassifier(nn.Module):
@@ -35,3 +36,12 @@ class CAMClassifier(nn.Module):
     def param_groups(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
         """(trunk parameters, newly initialised head parameters) for per-group learning rates."""
         return list(self.trunk.parameters()), list(self.classifier.parameters())
+
+
+def build_classifier(arch: str, output_stride: int, pretrained: str, width: int, msa: MSASettings) -> CAMClassifier:
+    """A :class:`CAMClassifier`, or MSA's :class:`wsss.cam.msa.MSAClassifier` when any of its parts is on."""
+    if not msa.enabled:
+        return CAMClassifier(arch, output_stride, 20, pretrained, width)
+    from wsss.cam.msa import MSAClassifier
+
+    return MSAClassifier(arch, output_stride, 20, pretrained, width, settings=msa)

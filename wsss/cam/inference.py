@@ -11,7 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from wsss.cam.classifier import CAMClassifier
+from wsss.cam.classifier import CAMClassifier, build_classifier
+from wsss.params import MSASettings
 from wsss.data.transforms import normalize
 
 if TYPE_CHECKING:
@@ -23,21 +24,14 @@ def load_classifier(classifier_dir, device: torch.device | str = "cpu") -> CAMCl
     an :class:`wsss.cam.msa.MSAClassifier` when it was trained with MSA's parts (its config's ``msa``)."""
     from wsss.errors import WsssError
     from wsss.io import load_torch
-    from wsss.params import MSASettings
 
     path = Path(classifier_dir) / "model.pt"
     if not path.is_file():
         raise WsssError(f"{path}: classifier not found (run train_classifier first)")
     checkpoint = load_torch(path, "classifier", ("config", "state_dict"))
     backbone = checkpoint["config"]["backbone"]
-    msa = MSASettings(**checkpoint["config"].get("msa", {}))
-    if msa.enabled:
-        from wsss.cam.msa import MSAClassifier
-
-        model: CAMClassifier = MSAClassifier(backbone["arch"], backbone["output_stride"], 20,
-                                             width=backbone.get("width", 64), settings=msa)
-    else:
-        model = CAMClassifier(backbone["arch"], backbone["output_stride"], 20, width=backbone.get("width", 64))
+    model = build_classifier(backbone["arch"], backbone["output_stride"], "", backbone.get("width", 64),
+                             MSASettings(**checkpoint["config"].get("msa", {})))
     model.load_state_dict(checkpoint["state_dict"])
     return model.eval().to(device)
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from wsss.cam.classifier import CAMClassifier
+from wsss.cam.classifier import CAMClassifier, build_classifier
 from wsss.data.cache import DecodeCache
 from wsss.data.reader import DatasetReader
 from wsss.data.transforms import normalize, random_crop, resize_long
@@ -66,15 +66,6 @@ class ClassifierTrainConfig(EpochSchedule):
     resize_long: tuple[int, int]
     #: MSA's parts (all off: the plain :class:`CAMClassifier`)
     msa: MSASettings = field(default_factory=MSASettings)
-
-
-def build_classifier(arch: str, output_stride: int, pretrained: str, width: int, msa: MSASettings) -> CAMClassifier:
-    """A :class:`CAMClassifier`, or MSA's :class:`wsss.cam.msa.MSAClassifier` when any of its parts is on."""
-    if not msa.enabled:
-        return CAMClassifier(arch, output_stride, 20, pretrained, width)
-    from wsss.cam.msa import MSAClassifier
-
-    return MSAClassifier(arch, output_stride, 20, pretrained, width, settings=msa)
 
 
 class ClassifierInputs:
