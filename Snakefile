@@ -26,6 +26,7 @@ wildcard_constraints:
     supervision="image|point|scribble|box|weakshot",
     recipe=recipe_choices(),
     seeds="[A-Za-z0-9_]+",
+    shard="[0-9]+",
 
 
 include: "rules/setup.smk"
@@ -35,20 +36,33 @@ include: "rules/inspect.smk"
 include: "rules/targets.smk"
 
 # The shell line is one literal for every stage, all that differs is in params: Snakemake evaluates a
-# rule's shell expression when the job runs, after this loop has moved on.
+# rule's shell expression when the job runs, after this loop has moved on. Under --config shards=N a per-image
+# stage is N shard jobs (rule <name>_shard, a temporary folder each) and the gather (rule <name>) instead.
 for stage in STAGES:
+    sharded = stage.sharded(plan)
     rule:
-        name: stage.rule_name
+        name: stage.shard_rule_name if sharded else stage.rule_name
         input: **stage.input_functions(plan)
-        output: stage.declared_output(plan)
-        log: stage.log
-        benchmark: stage.benchmark
+        output: temp(directory(stage.shard_output_path(plan))) if sharded else stage.declared_output(plan)
+        log: stage.shard_log if sharded else stage.log
+        benchmark: stage.shard_benchmark if sharded else stage.benchmark
         threads: workflow.cores if stage.cores else 1
         resources: **stage.resources()
         conda: "rules/envs/wsss.yaml"
         params:
             launcher=stage.launch(),
             module=f"stages.{stage.name}",
-            hydra=stage.hydra(plan),
-            fingerprint=stage.fingerprint(plan),
+            hydra=stage.hydra(plan, shard=sharded),
+            fingerprint=stage.fingerprint(plan, shard=sharded),
         shell: "{params.launcher} -m {params.module} {params.hydra} num_threads={threads} > {log} 2>&1"
+    if sharded:
+        rule:
+            name: stage.rule_name
+            input: stage.shard_folders(plan)
+            output: stage.declared_output(plan)
+            log: stage.log
+            conda: "rules/envs/wsss.yaml"
+            params:
+                hydra=stage.gather_hydra(plan),
+                fingerprint=stage.gather_fingerprint(plan),
+            shell: f"{PY} -m stages.gather_shards {{params.hydra}} > {{log}} 2>&1"

@@ -3,10 +3,9 @@
 from pathlib import Path
 
 from wsss.config import stage_main
-from wsss.data import open_dataset
 from wsss.errors import WsssError
 from wsss.io import load_label_png
-from wsss.pipeline import LabelStageOutput, fold_of, prepare, require_dir
+from wsss.pipeline import LabelStageOutput, fold_of, open_shard, prepare, require_dir
 from wsss.progress import Progress
 from wsss.weakshot.folds import read_split
 
@@ -14,7 +13,7 @@ from wsss.weakshot.folds import read_split
 @stage_main("export_pseudolabels")
 def main(cfg) -> None:
     prepare(cfg)
-    dataset = open_dataset(cfg.dataset, cfg.split)
+    dataset, shard = open_shard(cfg)
     source = require_dir(cfg.source_dir, "final label folder")
     protocol = {"stage": "pseudolabels", "source": str(source), "supervision": cfg.supervision.name}
     ground_truth = None  # weak-shot: the seeds folder, whose base images hold their ground truth
@@ -22,7 +21,7 @@ def main(cfg) -> None:
         ground_truth = require_dir(cfg.seeds_dir, "weak-shot seeds folder")
         split = read_split(ground_truth)
         protocol["base_images_from"] = str(ground_truth)
-    output = LabelStageOutput(Path(cfg.out_dir), dataset, protocol, fold=fold_of(cfg))
+    output = LabelStageOutput(Path(cfg.out_dir), dataset, protocol, fold=fold_of(cfg), shard=shard)
     for image_id in Progress(dataset.ids, desc="export_pseudolabels", unit="images"):
         folder = ground_truth if ground_truth is not None and split.is_base(image_id) else source
         label = load_label_png(folder / f"{image_id}.png")

@@ -13,18 +13,17 @@ from pathlib import Path
 
 from wsss.cam.inference import UPSAMPLING, CamJob, cam_image
 from wsss.config import stage_main
-from wsss.data import open_dataset
 from wsss.errors import WsssError
 from wsss.io import save_json
 from wsss.parallel import ordered_map, resolve_workers
-from wsss.pipeline import LabelStageOutput, prepare
+from wsss.pipeline import LabelStageOutput, open_shard, prepare
 from wsss.progress import Progress
 
 
 @stage_main("make_cam")
 def main(cfg) -> None:
     device = prepare(cfg)
-    dataset = open_dataset(cfg.dataset, cfg.split)
+    dataset, shard = open_shard(cfg)
     out = Path(cfg.out_dir)
     if cfg.upsample not in UPSAMPLING:
         raise WsssError(f"upsample: must be one of {', '.join(UPSAMPLING)}, got '{cfg.upsample}'")
@@ -33,10 +32,10 @@ def main(cfg) -> None:
     job.superpixel_net()  # a missing or broken classifier or superpixel net is one error here, before any worker starts
     workers = 1 if device.type != "cpu" else resolve_workers(cfg.workers, int(cfg.num_threads), len(dataset.ids))
     labels = LabelStageOutput(out / "labels", dataset, {"stage": "cam", "crf": False, "bg_threshold": cfg.bg_threshold,
-                                                        "upsample": cfg.upsample})
+                                                        "upsample": cfg.upsample}, shard=shard)
     # superpixel upsampling: the label maps of the same CAMs upsampled bilinearly, scored beside (bilinear/labels)
     bilinear = (LabelStageOutput(out / "bilinear" / "labels", dataset, {"stage": "cam", "crf": False,
-                                 "bg_threshold": cfg.bg_threshold, "upsample": "bilinear"})
+                                 "bg_threshold": cfg.bg_threshold, "upsample": "bilinear"}, shard=shard)
                 if cfg.upsample != "bilinear" else None)
     keys_of: dict[str, list[int]] = {}
     # images are decoded here (the reader's checks), a few ahead of the workers

@@ -10,15 +10,15 @@ import numpy as np
 
 from wsss.config import stage_main
 from wsss.crf import CRFParams
-from wsss.data import open_dataset
 from wsss.errors import WsssError
 from wsss.io import load_npy, save_json
 from wsss.parallel import ordered_map, resolve_workers
-from wsss.pipeline import LabelStageOutput, fold_of, load_keys, prepare, require_dir
+from wsss.pipeline import LabelStageOutput, fold_of, load_keys, open_shard, prepare, require_dir
 from wsss.progress import Progress
 from wsss.seeds.box import GrabCutReport
 from wsss.seeds.image import ImageSeedJob, image_seeds
 from wsss.seeds.weak import WeakSeedBuilder
+from wsss.shards import split_ids
 from wsss.weakshot.folds import check_base_mask, split_images, write_split
 
 
@@ -31,8 +31,9 @@ def main(cfg) -> None:
     if cfg.supervision.name != "image":
         weak_seeds(cfg)
         return
-    dataset = open_dataset(cfg.dataset, cfg.split)
-    output = LabelStageOutput(Path(cfg.out_dir), dataset, {"stage": "seeds", "crf": True, "method": cfg.image.method})
+    dataset, shard = open_shard(cfg)
+    output = LabelStageOutput(Path(cfg.out_dir), dataset, {"stage": "seeds", "crf": True, "method": cfg.image.method},
+                              shard=shard)
     for image_id, seeds in Progress(tag_seeds(cfg, dataset, dataset.ids), total=len(dataset.ids), desc="make_seeds",
                                     unit="images"):
         output.add(image_id, seeds)
@@ -56,19 +57,20 @@ def tag_seeds(cfg, dataset, image_ids):
 
 
 def weakshot_seeds(cfg) -> None:
-    """Weak-shot: the fold's split of the images (``split.json``, ``split/``), ground truth on the base images, the
-    image-tag seed rule on the novel ones."""
-    dataset = open_dataset(cfg.dataset, cfg.split)
+    """Weak-shot: the fold's split of the images (``split.json``, ``split/``, of the whole split also in a shard
+    job), ground truth on the base images, the image-tag seed rule on the novel ones."""
+    dataset, shard = open_shard(cfg)
     sets = fold_of(cfg)
-    split = split_images({image_id: np.flatnonzero(dataset.image_labels(image_id)) + 1 for image_id in dataset.ids},
-                         sets)
+    split = split_images({image_id: np.flatnonzero(dataset.image_labels(image_id)) + 1
+                          for image_id in split_ids(dataset)}, sets)
     out = Path(cfg.out_dir)
     write_split(out, split)
     print(f"[make_seeds[weakshot]] fold {sets.fold}: novel classes {list(sets.novel)}; {len(split.base)} base images "
           f"(ground truth), {len(split.novel)} novel images (tags)", flush=True)
     output = LabelStageOutput(out, dataset, {"stage": "seeds", "crf": True, "method": cfg.image.method,
-                                             "supervision": "weakshot"}, fold=sets)
-    novel = iter(tag_seeds(cfg, dataset, split.novel))
+                                             "supervision": "weakshot"}, fold=sets, shard=shard)
+    images = set(dataset.ids)
+    novel = iter(tag_seeds(cfg, dataset, [image_id for image_id in split.novel if image_id in images]))
     for image_id in Progress(dataset.ids, desc="make_seeds[weakshot]", unit="images"):
         if split.is_base(image_id):
             # a VOC layout's mask file; a COCO json's masks are its polygons
@@ -82,17 +84,19 @@ def weakshot_seeds(cfg) -> None:
             novel_id, seeds = next(novel)
             assert novel_id == image_id
         output.add(image_id, seeds)
-    output.finish({"split": {"n_base_images": len(split.base), "n_novel_images": len(split.novel)}})
+    n_base = sum(split.is_base(image_id) for image_id in dataset.ids)  # counts of the job's images: shards add up
+    output.finish({"split": {"n_base_images": n_base, "n_novel_images": len(dataset.ids) - n_base}})
 
 
 def weak_seeds(cfg) -> None:
     """Points, scribbles, boxes: ``wsss.seeds.weak`` per image (CAM evidence unless ``cam=none``)."""
     kind = cfg.supervision.name
     builder = WeakSeedBuilder.from_config(cfg)
-    dataset = open_dataset(cfg.dataset, cfg.split, annotations=cfg.supervision.annotations if kind == "box" else "Annotations")
+    dataset, shard = open_shard(cfg, annotations=cfg.supervision.annotations if kind == "box" else "Annotations")
     cam_dir = require_dir(cfg.cam_dir, "CAM folder") if builder.uses_cam else None
     keys_of = load_keys(cam_dir) if cam_dir is not None else {}
-    output = LabelStageOutput(Path(cfg.out_dir), dataset, {"stage": "seeds", "supervision": kind, "cam": cfg.cam})
+    output = LabelStageOutput(Path(cfg.out_dir), dataset, {"stage": "seeds", "supervision": kind, "cam": cfg.cam},
+                              shard=shard)
     # boxes: every fallback of GrabCut to the filled box is counted by reason (grabcut.json, metrics.json, the
     # log), an OpenCV error also logged as it happens, so a run whose "GrabCut seeds" are mostly boxes shows it
     report = GrabCutReport() if kind == "box" else None

@@ -7,11 +7,10 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from wsss.config import stage_main
-from wsss.data import open_dataset
 from wsss.errors import WsssError
 from wsss.params import CAM_SOURCES
 from wsss.io import load_label_png, load_npy, save_json, save_npy
-from wsss.pipeline import LabelStageOutput, fold_of, load_keys, prepare, require_dir
+from wsss.pipeline import LabelStageOutput, fold_of, load_keys, open_shard, prepare, require_dir
 from wsss.progress import Progress
 from wsss.propagation.catalog import PROPAGATORS
 from wsss.propagation.run import Propagator, propagation_input
@@ -36,14 +35,14 @@ def main(cfg) -> None:
         if not cfg.boundary_dir:
             raise WsssError(f"boundary_dir: propagation={node['name']} needs train_boundary's folder (boundary_dir=...)")
         boundary_dir = require_dir(cfg.boundary_dir, "boundary folder")
-    dataset = open_dataset(cfg.dataset, cfg.split, annotations=cfg.supervision.annotations if kind == "box" else "Annotations")
+    dataset, shard = open_shard(cfg, annotations=cfg.supervision.annotations if kind == "box" else "Annotations")
     seeds_dir = require_dir(cfg.seeds_dir, "seeds folder")
     cam_dir = require_dir(cfg.cam_dir, "CAM folder") if use_cam else None
     cam_keys = load_keys(cam_dir) if cam_dir is not None else {}
     out = Path(cfg.out_dir)
     protocol = {"stage": node["name"], "crf": False, "supervision": kind, "cam": cfg.cam}
     fold = fold_of(cfg)
-    output = LabelStageOutput(out, dataset, protocol, fold=fold)
+    output = LabelStageOutput(out, dataset, protocol, fold=fold, shard=shard)
     intermediate: dict[str, LabelStageOutput] = {}  # a propagator's earlier stages (boundary_walk: stage1/)
     keys_of: dict[str, list[int]] = {}
     pending: list[tuple[str, str, object]] = []  # (image id, seeds file, input) waiting for a full batch
@@ -65,7 +64,7 @@ def main(cfg) -> None:
             for name, earlier in propagator.intermediate.items():
                 if name not in intermediate:
                     intermediate[name] = LabelStageOutput(out / name, dataset, {**protocol, "stage": f"{node['name']}.{name}"},
-                                                          fold=fold)
+                                                          fold=fold, shard=shard)
                 intermediate[name].add(image_id, data.label(earlier))
         pending.clear()
 

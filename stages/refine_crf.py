@@ -8,22 +8,21 @@ from pathlib import Path
 
 from wsss.config import stage_main
 from wsss.crf import CRFParams, RefineJob, refine_image
-from wsss.data import open_dataset
 from wsss.parallel import ordered_map, resolve_workers
-from wsss.pipeline import LabelStageOutput, fold_of, load_keys, prepare, require_dir
+from wsss.pipeline import LabelStageOutput, fold_of, load_keys, open_shard, prepare, require_dir
 from wsss.progress import Progress
 
 
 @stage_main("refine_crf")
 def main(cfg) -> None:
     prepare(cfg)
-    dataset = open_dataset(cfg.dataset, cfg.split)
+    dataset, shard = open_shard(cfg)
     workers = resolve_workers(cfg.workers, int(cfg.num_threads), len(dataset.ids))
     scores_dir = require_dir(Path(cfg.scores_dir) / "scores", "propagated scores")
     keys_of = load_keys(cfg.scores_dir)
     seeds_dir = require_dir(cfg.seeds_dir, "seeds folder (keep_seeds)") if cfg.keep_seeds else None
     out = Path(cfg.out_dir)
-    output = LabelStageOutput(out, dataset, {"stage": "crf", "crf": True}, fold=fold_of(cfg))
+    output = LabelStageOutput(out, dataset, {"stage": "crf", "crf": True}, fold=fold_of(cfg), shard=shard)
     job = RefineJob(scores_dir, out, keys_of, CRFParams(**cfg.crf), seeds_dir)
     # images are decoded here (the reader's checks, nothing of it sent to the workers), a few ahead of the CRF
     images = ((image_id, dataset.load_image(image_id)) for image_id in dataset.ids)

@@ -347,3 +347,47 @@ def test_every_stage_whose_code_uses_the_kernels_waits_for_their_build(tmp_path)
     assert {"train_affinity", "propagate"} <= using and "make_minivoc" not in using
     for name, text in inputs.items():
         assert (KERNELS_STAMP in text) == (name in using), (name, text)
+
+
+def stage_files(folder: Path) -> dict[str, bytes]:
+    """Every file of a stage folder but its recorded configs (``.hydra/``: a shard's records its shard)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and ".hydra" not in p.relative_to(folder).parts}
+
+
+def test_sharded_run_writes_the_unsharded_folders_byte_for_byte(pipeline, tmp_path):
+    """``--config shards=3``: every per-image stage of the image chain and of weak-shot (split.json, stage1/, the
+    base images' ground truth) as 3 shard jobs and a gather; each folder equals the unsharded run's file for file,
+    PNGs and scores byte for byte, metrics.json from the summed confusion matrices; the shard folders are gone
+    and a rerun has nothing to do."""
+    targets = (TARGET, "minivoc_weakshot_pseudolabels")
+    if snakemake(pipeline, "-n", *targets).stdout.count("\nrule ") > 1:
+        assert snakemake(pipeline, *targets).returncode == 0  # the weak-shot chain, when its test did not run it
+    workdir = tmp_path / "sharded"
+    copy_workflow(workdir, {name: {"propagate": override} for name, override in TINY_RECIPES.items()})
+    # the unsharded run's trained networks are reused: its folders hard-linked (every write replaces a file, none
+    # changes one in place), Snakemake's records copied
+    for name, flags in (("data", "-al"), ("results", "-al"), (".snakemake", "-a")):
+        subprocess.run(["cp", flags, str(pipeline / name), str(workdir / name)], check=True)
+    plan = snakemake(workdir, "-n", *targets, extra_config=("shards=3",))
+    per_image = {"make_cam", "make_seeds", "propagate", "refine_crf", "export_pseudolabels"}
+    assert {f"{name}_shard" for name in per_image} | per_image <= planned_rules(plan), plan.stdout[-2000:]
+    assert not {"train_classifier", "make_minivoc"} & planned_rules(plan)
+    result = snakemake(workdir, *targets, extra_config=("shards=3",))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    results = Path("results") / "minivoc"
+    folders = ["cam", "image/seeds/default", "image/psa/propagate", "image/psa/crf", "image/psa/pseudolabels",
+               "weakshot/seeds/default", "weakshot/retab/propagate", "weakshot/retab/crf", "weakshot/retab/pseudolabels"]
+    for folder in folders:
+        reference, sharded = stage_files(pipeline / results / folder), stage_files(workdir / results / folder)
+        assert "metrics.json" in reference and sorted(reference) == sorted(sharded), folder
+        for name, content in reference.items():
+            assert sharded[name] == content, f"{folder}/{name}"
+    assert (workdir / results / "weakshot/retab/propagate/stage1/metrics.json").is_file()
+    assert (workdir / results / "cam" / ".hydra" / "shards" / "2" / "config.yaml").is_file()
+    assert not [p for p in (workdir / "results" / ".shards").rglob("*") if p.is_file()]  # temporary, gathered
+    again = snakemake(workdir, "-n", *targets, extra_config=("shards=3",))
+    assert planned_rules(again) - set(targets) == set(), again.stdout[-2000:]
+    bad = snakemake(workdir, "-n", TARGET, extra_config=("shards=0",))
+    assert bad.returncode != 0 and last_line(bad) == ("error: snakemake --config shards=0: expected a whole number "
+                                                       "of at least 1")

@@ -182,7 +182,14 @@ def _module_file(module: str) -> Path | None:
     return None
 
 
-def _imports_of(path: Path, module: str) -> Iterable[str]:
+@functools.cache
+def _imports_of(path: Path, module: str) -> tuple[str, ...]:
+    """The names ``module`` (the file ``path``) imports; parsed once per process (every stage's closure shares
+    most files, and Snakemake asks for each stage while it plans)."""
+    return tuple(_parse_imports(path, module))
+
+
+def _parse_imports(path: Path, module: str) -> Iterable[str]:
     tree = ast.parse(path.read_text(), filename=str(path))
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     for node in ast.walk(tree):

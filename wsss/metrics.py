@@ -14,7 +14,7 @@ Conventions (SEEDS_ANATOMY §2.1):
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -187,6 +187,26 @@ class SegmentationScorer:
         tp = np.diag(confusion)
         iou = _divide(tp, confusion.sum(axis=1) + unlabeled + confusion.sum(axis=0) - tp)
         return _percent(_nanmean(iou))
+
+    def state(self) -> dict[str, Any]:
+        """The sums as plain lists (json): ``confusion`` (K, K), ``unlabeled`` (K,), ``n_images``."""
+        return {"confusion": self.confusion.tolist(), "unlabeled": self.unlabeled.tolist(), "n_images": self.n_images}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any], class_names: Sequence[str]) -> "SegmentationScorer":
+        """A scorer holding the sums of :meth:`state` (that of one run, or :meth:`merge_states` of several)."""
+        scorer = cls(len(class_names), class_names)
+        scorer.confusion = np.asarray(state["confusion"], dtype=np.int64).reshape(scorer.num_classes, scorer.num_classes)
+        scorer.unlabeled = np.asarray(state["unlabeled"], dtype=np.int64).reshape(scorer.num_classes)
+        scorer.n_images = int(state["n_images"])
+        return scorer
+
+    @staticmethod
+    def merge_states(states: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """The :meth:`state` of the images of all ``states`` together: every count summed (exact integers)."""
+        return {"confusion": np.sum([np.asarray(s["confusion"], dtype=np.int64) for s in states], axis=0).tolist(),
+                "unlabeled": np.sum([np.asarray(s["unlabeled"], dtype=np.int64) for s in states], axis=0).tolist(),
+                "n_images": sum(int(s["n_images"]) for s in states)}
 
     def per_class(self) -> dict[str, np.ndarray]:
         """``{"iou", "precision", "recall"}``: ``(K,)`` float64 fractions (NaN where undefined)."""

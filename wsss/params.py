@@ -266,6 +266,11 @@ class MSASettings:
         return self.dcr or self.ap or self.ipc
 
 
+#: MSA's superpixel loss weights of the CIELAB and position reconstructions (SEEDS_ANATOMY §1.10); here, not in
+#: wsss.superpixel.loss, so that the config schemas (read while Snakemake plans) need no torch
+SUPERPIXEL_LAB_WEIGHT = 0.005
+SUPERPIXEL_XY_WEIGHT = 0.005 * 0.003
+
 #: a seed rule's / propagation's ``cam``: whose CAMs it reads, the plain classifier's or MSA's (``conf/camnet/msa.yaml``),
 #: or none (CAM-free)
 CAM_SOURCES = ("classifier", "msa", "none")

@@ -61,6 +61,15 @@ class SupervisionConfig:
 
 
 @dataclass
+class ShardConfig:
+    """Which part of the split a per-image stage labels (:class:`wsss.shards.Shard`): block ``index`` of ``count``.
+    Set by the DAG's shard rules (Snakemake config ``shards``); ``count: 1`` is the whole split."""
+
+    index: int = 0
+    count: int = 1
+
+
+@dataclass
 class StageConfig:
     """Fields every stage has. ``out_dir`` is the artifact folder the stage writes."""
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from wsss.schemas.common import SupervisedStageConfig
+from wsss.schemas.common import ShardConfig, SupervisedStageConfig
 
 
 @dataclass
@@ -19,6 +19,8 @@ class ExportConfig(SupervisedStageConfig):
     #: exported with (retraining then learns the base images from ground truth). null: every image from source_dir
     seeds_dir: Optional[str] = None
     split: str = MISSING
+    #: the part of the split this job labels (the DAG's shard jobs set it; the whole split by default)
+    shard: ShardConfig = field(default_factory=ShardConfig)
 
 
 ConfigStore.instance().store(group="schema", name="export_pseudolabels", node=ExportConfig, package="_global_")

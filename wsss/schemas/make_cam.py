@@ -8,7 +8,7 @@ from typing import Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from wsss.schemas.common import StageConfig
+from wsss.schemas.common import ShardConfig, StageConfig
 
 
 @dataclass
@@ -16,6 +16,8 @@ class MakeCamConfig(StageConfig):
     classifier_dir: str = MISSING
     #: split whose pseudo-labels are made (VOC practice: train)
     split: str = MISSING
+    #: the part of the split this job labels (the DAG's shard jobs set it; the whole split by default)
+    shard: ShardConfig = field(default_factory=ShardConfig)
     scales: list[float] = field(default_factory=lambda: [1.0, 0.5, 1.5, 2.0])
     flip: bool = True
     #: stride of the low-resolution maps kept for propagation

@@ -9,7 +9,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from wsss.params import CRFParams
-from wsss.schemas.common import SupervisedStageConfig, config_class, config_fields
+from wsss.schemas.common import ShardConfig, SupervisedStageConfig, config_class, config_fields
 
 
 CRFConfig = config_class("CRFConfig", "Dense CRF kernels (wsss.params.CRFParams).", config_fields(CRFParams))
@@ -75,6 +75,8 @@ class BoxSeedsConfig:
 class MakeSeedsConfig(SupervisedStageConfig):
     cam_dir: str = MISSING
     split: str = MISSING
+    #: the part of the split this job labels (the DAG's shard jobs set it; the whole split by default)
+    shard: ShardConfig = field(default_factory=ShardConfig)
     #: the CAMs in ``cam_dir``: ``classifier`` (the plain classifier's) or ``msa`` (MSA's, conf/camnet/msa.yaml);
     #: ``none``: CAM-free (point/scribble/box only)
     cam: str = "classifier"

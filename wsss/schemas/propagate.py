@@ -13,7 +13,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from wsss.params import A2GNNParams, AProParams, BoundaryWalkParams, RandomWalkParams, SeededWalkParams
-from wsss.schemas.common import SupervisedStageConfig, config_class, config_fields
+from wsss.schemas.common import ShardConfig, SupervisedStageConfig, config_class, config_fields
 
 
 CamWalkPropagationConfig = config_class(
@@ -63,6 +63,8 @@ class PropagateConfig(SupervisedStageConfig):
     #: ``train_boundary``'s folder (propagators that read boundaries: ``boundary_walk``); null otherwise
     boundary_dir: Optional[str] = None
     split: str = MISSING
+    #: the part of the split this job labels (the DAG's shard jobs set it; the whole split by default)
+    shard: ShardConfig = field(default_factory=ShardConfig)
     propagation: Any = MISSING
 
 

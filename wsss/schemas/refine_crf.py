@@ -8,7 +8,7 @@ from typing import Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from wsss.schemas.common import SupervisedStageConfig
+from wsss.schemas.common import ShardConfig, SupervisedStageConfig
 from wsss.schemas.make_seeds import CRFConfig
 
 
@@ -17,6 +17,8 @@ class RefineCrfConfig(SupervisedStageConfig):
     #: a ``propagate`` folder: scores/<id>.npy ((K+1,H,W), channel 0 background) and keys.json (classes of 1..K)
     scores_dir: str = MISSING
     split: str = MISSING
+    #: the part of the split this job labels (the DAG's shard jobs set it; the whole split by default)
+    shard: ShardConfig = field(default_factory=ShardConfig)
     crf: CRFConfig = field(default_factory=CRFConfig)
     #: the recipe's seeds folder (``make_seeds``: <id>.png, 255 unknown), read when ``keep_seeds``
     seeds_dir: str = MISSING

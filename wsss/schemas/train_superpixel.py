@@ -9,7 +9,7 @@ from omegaconf import MISSING
 
 from wsss.schemas.common import StageConfig
 from wsss.schemas.train_classifier import OptimConfig
-from wsss.superpixel.loss import LAB_WEIGHT, XY_WEIGHT
+from wsss.params import SUPERPIXEL_LAB_WEIGHT, SUPERPIXEL_XY_WEIGHT
 
 
 @dataclass
@@ -25,8 +25,8 @@ class SuperpixelModelConfig:
 class SuperpixelLossConfig:
     """Weights of the colour (CIELAB) and position (XY) reconstruction terms (MSA: 0.005 and 0.005·0.003)."""
 
-    lab_weight: float = LAB_WEIGHT
-    xy_weight: float = XY_WEIGHT
+    lab_weight: float = SUPERPIXEL_LAB_WEIGHT
+    xy_weight: float = SUPERPIXEL_XY_WEIGHT
 
 
 @dataclass

@@ -21,10 +21,7 @@ import numpy as np
 import torch
 
 from kernels.superpixel import superpixel_pool, superpixel_upsample
-
-#: MSA's weights (SEEDS_ANATOMY §1.10)
-LAB_WEIGHT = 0.005
-XY_WEIGHT = 0.005 * 0.003
+from wsss.params import SUPERPIXEL_LAB_WEIGHT as LAB_WEIGHT, SUPERPIXEL_XY_WEIGHT as XY_WEIGHT
 
 
 def lab_features(image: np.ndarray) -> np.ndarray:

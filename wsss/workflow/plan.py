@@ -6,7 +6,11 @@ Snakemake config keys (``--config KEY="..."``):
   (``paths.results`` / ``paths.data`` move the run's folders: the rules follow them);
 * ``<stage>`` (e.g. ``refine_crf``): overrides for that stage only, e.g. ``"crf.iterations=5"``;
 * ``datasets``: named dataset folders, ``{name: root}`` (VOC layout, or COCO layout when the root holds
-  ``annotations/``), each then a target like ``minivoc``: ``--config 'datasets={mine: /data/mine}'``.
+  ``annotations/``), each then a target like ``minivoc``: ``--config 'datasets={mine: /data/mine}'``;
+* ``shards``: shard jobs of every per-image stage (default 1: one job each, no shards), e.g.
+  ``--config shards=16``: stage ``refine_crf`` then runs as rules ``refine_crf_shard`` (``{shard}`` = 0..15,
+  into ``<results>/.shards/<folder>/<k>``, deleted once gathered) and ``refine_crf``, the gather
+  (:mod:`wsss.shards`), which writes the folder an unsharded run writes.
 
 Every dataset of ``conf/dataset/`` (but the ``folder`` template) and every named folder is a target
 dataset. A job's ``params.fingerprint`` is :func:`wsss.config.stage_fingerprint` of exactly the overrides
@@ -32,6 +36,7 @@ from wsss.workflow.recipes import RECIPE_STAGES, Recipe, recipe_names, resolve_r
 
 GLOBAL_KEY = "overrides"
 DATASETS_KEY = "datasets"
+SHARDS_KEY = "shards"
 #: target products of a recipe, in pipeline order
 PRODUCTS = ("pseudolabels", "gallery", "deeplab", "maskrcnn")
 _NAME = re.compile(r"^[A-Za-z0-9]+$")
@@ -105,17 +110,28 @@ class Plan:
 
     def __init__(self, config: Mapping) -> None:
         self.config = dict(config)
-        allowed = set(known_stages()) | {GLOBAL_KEY, DATASETS_KEY}
+        allowed = set(known_stages()) | {GLOBAL_KEY, DATASETS_KEY, SHARDS_KEY}
         unknown = sorted(set(self.config) - allowed)
         if unknown:
             raise SystemExit(f"error: snakemake --config: unknown key(s) {', '.join(unknown)}; use '{GLOBAL_KEY}', "
-                             f"'{DATASETS_KEY}' or a stage name ({', '.join(known_stages())})")
+                             f"'{DATASETS_KEY}', '{SHARDS_KEY}' or a stage name ({', '.join(known_stages())})")
+        self.shards = self._shards(self.config.get(SHARDS_KEY, 1))
         paths = planned_config("check_dataset", tuple(self.user_overrides("check_dataset"))).paths
         self.results = str(paths.results).rstrip("/")
         self.data = str(paths.data).rstrip("/")
         self.datasets = self._datasets(self.config.get(DATASETS_KEY) or {})
 
     # ------------------------------------------------------------------ datasets
+    @staticmethod
+    def _shards(value) -> int:
+        try:
+            count = int(str(value))
+        except ValueError:
+            count = 0
+        if count < 1:
+            raise SystemExit(f"error: snakemake --config {SHARDS_KEY}={value}: expected a whole number of at least 1")
+        return count
+
     @staticmethod
     def _datasets(named: Mapping) -> dict[str, list[str]]:
         datasets = {p.stem: [f"dataset={p.stem}"] for p in sorted((CONF_DIR / "dataset").glob("*.yaml"))

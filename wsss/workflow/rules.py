@@ -10,13 +10,18 @@ folder and its inputs by the config key each fills; everything else of the rule 
 * ``params.hydra``: the overrides: dataset / supervision / seed rule / recipe choices from the wildcards
   (:meth:`wsss.workflow.plan.Plan.base_overrides`), the input and output folders, then the user's;
 * ``params.fingerprint``: the hash of exactly that config and of the stage's code (a function of the
-  wildcards alone, so Snakemake's params trigger sees it).
+  wildcards alone, so Snakemake's params trigger sees it);
+* ``per_image`` stages under ``--config shards=N`` (N > 1): two rules instead of one, ``<rule>_shard`` (the
+  stage on block ``{shard}`` of the split, ``shard.index={shard} shard.count=N``, into
+  ``<results>/.shards/<output>/{shard}``, a temporary folder) and ``<rule>``, ``stages.gather_shards`` of those
+  N folders into the stage's folder (:mod:`wsss.shards`). Downstream rules see the same folder either way.
 
 Paths here are relative to the results folder (``paths.results``), except ``data`` (the dataset input).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 import sys
@@ -61,11 +66,53 @@ class StageRule:
     #: keyword arguments of Snakemake's ``report()`` for the output folder (its files then show in --report)
     in_report: Mapping | None = None
     rule: str = ""
+    #: one output file per image of the split, nothing learnt across images: may run as shards + a gather
+    per_image: bool = False
 
     @property
     def rule_name(self) -> str:
         """The Snakemake rule's name (its log's too): ``rule``, else the stage's."""
         return self.rule or self.name
+
+    # ------------------------------------------------------------------ shards
+    def sharded(self, plan: Plan) -> bool:
+        """Whether the stage runs as ``plan.shards`` shard jobs plus a gather."""
+        return self.per_image and plan.shards > 1
+
+    @property
+    def shard_rule_name(self) -> str:
+        return f"{self.rule_name}_shard"
+
+    def shard_output_path(self, plan: Plan) -> str:
+        """The shard job's folder pattern, ``<results>/.shards/<output>/{shard}``."""
+        return f"{plan.results}/.shards/{self.output}/{{shard}}"
+
+    @property
+    def shard_log(self) -> str:
+        return f"logs/{self.scope}/{self.rule_name}.shard{{shard}}.log"
+
+    @property
+    def shard_benchmark(self) -> str:
+        return f"logs/{self.scope}/{self.rule_name}.shard{{shard}}.benchmark.tsv"
+
+    def shard_folders(self, plan: Plan) -> Callable:
+        """The gather's input: the folders of shards 0..N-1 of the job's wildcards."""
+        def folders(wildcards) -> list[str]:
+            pattern = self.shard_output_path(plan)
+            return [pattern.format(**dict(wildcards.items()), shard=k) for k in range(plan.shards)]
+        return folders
+
+    def gather_overrides(self, plan: Plan, wildcards) -> list[str]:
+        """``stages.gather_shards``'s overrides: the shards' parent folder, their count, the stage's folder."""
+        values = dict(wildcards.items())
+        root = self.shard_output_path(plan).format(**values, shard="").rstrip("/")
+        return [f"shard_root={root}", f"count={plan.shards}", f"out_dir={self.output_path(plan).format(**values)}"]
+
+    def gather_hydra(self, plan: Plan) -> Callable:
+        return lambda wildcards: shlex.join(self.gather_overrides(plan, wildcards))
+
+    def gather_fingerprint(self, plan: Plan) -> Callable:
+        return lambda wildcards: planned_fingerprint("gather_shards", tuple(self.gather_overrides(plan, wildcards)))
 
     # ------------------------------------------------------------------ rule directives
     @property
@@ -119,8 +166,9 @@ class StageRule:
         return None if relative is None else f"{plan.results}/{relative}"
 
     # ------------------------------------------------------------------ overrides and fingerprint
-    def folders(self, plan: Plan, wildcards) -> list[str]:
-        """``key=<folder>`` of the job's inputs, extra paths, ``out_dir`` (and ``work_dir``)."""
+    def folders(self, plan: Plan, wildcards, shard: bool = False) -> list[str]:
+        """``key=<folder>`` of the job's inputs, extra paths, ``out_dir`` (and ``work_dir``); ``shard``: the shard
+        job's, ``out_dir`` its shard folder and ``shard.index`` / ``shard.count`` set."""
         values = dict(wildcards.items())
         folders = []
         for key, source in {**self.inputs, **self.paths}.items():
@@ -128,23 +176,37 @@ class StageRule:
             if path is not None:
                 folders.append(f"{key}={path}")
         output = self.output.format(**values)
-        folders.append(f"out_dir={self.output_path(plan).format(**values)}")
+        if shard:
+            folders += [f"out_dir={self.shard_output_path(plan).format(**values)}", f"shard.index={values['shard']}",
+                        f"shard.count={plan.shards}"]
+        else:
+            folders.append(f"out_dir={self.output_path(plan).format(**values)}")
         if self.work:
             folders.append(f"work_dir={plan.results}/.work/{output}")
         return folders
 
-    def overrides(self, plan: Plan, wildcards) -> list[str]:
+    def overrides(self, plan: Plan, wildcards, shard: bool = False) -> list[str]:
         """Every override of the job's command (see the module docstring), in order."""
-        values = dict(wildcards.items())
+        values = {k: v for k, v in wildcards.items() if k != "shard"}
         settings = list(self.settings(plan, values)) if self.settings else []
-        return (plan.base_overrides(self.name, values) + settings + self.folders(plan, wildcards)
+        return (plan.base_overrides(self.name, values) + settings + self.folders(plan, wildcards, shard)
                 + plan.user_overrides(self.name, values))
 
-    def hydra(self, plan: Plan) -> Callable:
-        return lambda wildcards: shlex.join(self.overrides(plan, wildcards))
+    def hydra(self, plan: Plan, shard: bool = False) -> Callable:
+        return lambda wildcards: shlex.join(self.overrides(plan, wildcards, shard))
 
-    def fingerprint(self, plan: Plan) -> Callable:
-        return lambda wildcards: planned_fingerprint(self.name, tuple(self.overrides(plan, wildcards)))
+    def fingerprint(self, plan: Plan, shard: bool = False) -> Callable:
+        """The job's fingerprint; a shard job's is shard 0's (composed once per stage job, so planning many shards
+        stays fast) hashed with its index: the shards' configs differ only in the index and the folder it names."""
+        def of(wildcards) -> str:
+            if not shard:
+                return planned_fingerprint(self.name, tuple(self.overrides(plan, wildcards)))
+            first = {**dict(wildcards.items()), "shard": "0"}
+            base = planned_fingerprint(self.name, tuple(self.overrides(plan, first, shard=True)))
+            config, source = base.split("-", 1)  # <config hash>-<source hash> (wsss.config.stage_fingerprint)
+            shard_config = hashlib.sha256(f"{config} shard {wildcards['shard']}".encode()).hexdigest()[:len(config)]
+            return f"{shard_config}-{source}"
+        return of
 
     def launch(self) -> str:
         """``python``, or ``torchrun`` over ``WSSS_TRAIN_GPUS`` processes for a launcher stage when that is above 1."""
