@@ -34,7 +34,7 @@ STAGES += [
               inputs={"labels_dir": _PSEUDOLABELS, "classifier_dir": layout.classifier_if_initialising("train_p2seg")}),
     # instance pseudo-labels: the semantic pseudo-labels cut by the supervision's cues (or the P2Seg network's
     # instances, model_dir), as a COCO json
-    StageRule("export_instances", _INSTANCES, scope=layout.RECIPE_SCOPE,
+    StageRule("export_instances", _INSTANCES, scope=layout.RECIPE_SCOPE, per_image=True,
               inputs={"labels_dir": _PSEUDOLABELS, "model_dir": layout.recipe_instance_model}, cores=False),
     # instance: Mask R-CNN on the instance pseudo-labels (a box-trained recipe: on the boxes alone, its mask_loss);
     # val VOC mAP_r (0.5, 0.75) and COCO AP
@@ -43,6 +43,6 @@ STAGES += [
               inputs={"instances_dir": layout.recipe_instances,
                       "classifier_dir": layout.classifier_if_initialising("train_maskrcnn")}),
     # a box-trained recipe's pseudo-labels: the masks its Mask R-CNN gives the train split's boxes
-    StageRule("segment_boxes", layout.recipe_folder("{recipe}", "boxmasks"), scope=layout.RECIPE_SCOPE,
+    StageRule("segment_boxes", layout.recipe_folder("{recipe}", "boxmasks"), scope=layout.RECIPE_SCOPE, per_image=True,
               inputs={"model_dir": layout.recipe_folder("{recipe}", "maskrcnn")}),
 ]

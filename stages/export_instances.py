@@ -10,21 +10,20 @@ ground-truth instances when it has them: VOC mAP_r at 0.5/0.75, COCO AP) and
 from pathlib import Path
 
 from wsss.config import stage_main
-from wsss.data import open_dataset
 from wsss.errors import WsssError
 from wsss.instances.coco import CocoBuilder
 from wsss.instances.cues import make_instances, resolve_cue
-from wsss.instances.scoring import InstanceScorer
+from wsss.instances.scoring import InstanceScorer, save_instance_state
 from wsss.io import load_label_png, save_json
 from wsss.params import InstanceSettings
-from wsss.pipeline import prepare, require_dir
+from wsss.pipeline import open_shard, prepare, require_dir
 from wsss.progress import Progress
 
 
 @stage_main("export_instances")
 def main(cfg) -> None:
     device = prepare(cfg)
-    dataset = open_dataset(cfg.dataset, cfg.split, cfg.supervision.annotations)
+    dataset, shard = open_shard(cfg, cfg.supervision.annotations)
     labels_dir = require_dir(cfg.labels_dir, "pseudo-label folder")
     cue = resolve_cue(cfg.instances.cue, cfg.supervision.name)
     settings = InstanceSettings(**cfg.instances)
@@ -56,6 +55,8 @@ def main(cfg) -> None:
     out = Path(cfg.out_dir)
     data = builder.to_dict()
     save_json(out / "instances.json", data)
+    if shard.sharded:
+        save_instance_state(out, scorer, "metrics.json")
     print(f"[export_instances] {len(data['annotations'])} instances on {len(data['images'])} images (cue {cue})",
           flush=True)
     if scorer.n_images:

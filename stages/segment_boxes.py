@@ -8,13 +8,12 @@ box) with ``instance_metrics.json`` (VOC mAP_r 0.5 / 0.75, COCO AP) and ``gt.jso
 from pathlib import Path
 
 from wsss.config import stage_main
-from wsss.data import open_dataset
 from wsss.data.annotations import read_boxes
 from wsss.errors import WsssError
 from wsss.instances.coco import CocoBuilder
-from wsss.instances.scoring import InstanceScorer
+from wsss.instances.scoring import InstanceScorer, save_instance_state
 from wsss.io import save_json
-from wsss.pipeline import LabelStageOutput, prepare, require_dir
+from wsss.pipeline import LabelStageOutput, open_shard, prepare, require_dir
 from wsss.progress import Progress
 from wsss.retrain.maskrcnn import box_mask_labels, load_maskrcnn, predict_box_masks
 
@@ -26,11 +25,11 @@ def main(cfg) -> None:
         raise WsssError(f"supervision: segment_boxes reads box annotations, got supervision '{cfg.supervision.name}'")
     model_file = require_dir(cfg.model_dir, "Mask R-CNN folder") / "model.pt"
     model, settings = load_maskrcnn(model_file, device)
-    dataset = open_dataset(cfg.dataset, cfg.split, cfg.supervision.annotations)
+    dataset, shard = open_shard(cfg, cfg.supervision.annotations)
     out = Path(cfg.out_dir)
     protocol = {"stage": "boxmasks", "model": str(model_file), "supervision": cfg.supervision.name,
                 "mask_threshold": cfg.mask_threshold}
-    output = LabelStageOutput(out, dataset, protocol)
+    output = LabelStageOutput(out, dataset, protocol, shard=shard)
     builder = CocoBuilder(dataset, description=f"{cfg.dataset.name} {cfg.split}: masks of the annotated boxes by "
                                                f"{model_file}")
     scorer = InstanceScorer(dataset, protocol)
@@ -49,6 +48,8 @@ def main(cfg) -> None:
     print(f"[segment_boxes] {boxes_seen} boxes, {filled} with no pixel above {cfg.mask_threshold} (filled box)",
           flush=True)
     output.finish({"boxes": boxes_seen, "filled_boxes": filled})
+    if shard.sharded:
+        save_instance_state(out, scorer, "instance_metrics.json")
     if scorer.n_images:
         record = scorer.record()
         save_json(out / "gt.json", scorer.ground_truth())

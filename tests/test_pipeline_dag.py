@@ -356,13 +356,13 @@ def stage_files(folder: Path) -> dict[str, bytes]:
 
 
 def test_sharded_run_writes_the_unsharded_folders_byte_for_byte(pipeline, tmp_path):
-    """``--config shards=3``: every per-image stage of the image chain and of weak-shot (split.json, stage1/, the
-    base images' ground truth) as 3 shard jobs and a gather; each folder equals the unsharded run's file for file,
-    PNGs and scores byte for byte, metrics.json from the summed confusion matrices; the shard folders are gone
-    and a rerun has nothing to do."""
-    targets = (TARGET, "minivoc_weakshot_pseudolabels")
-    if snakemake(pipeline, "-n", *targets).stdout.count("\nrule ") > 1:
-        assert snakemake(pipeline, *targets).returncode == 0  # the weak-shot chain, when its test did not run it
+    """``--config shards=3``: every per-image stage of the image chain, of weak-shot (split.json, stage1/, the
+    base images' ground truth) and the instance export (COCO jsons, mAP scored again) as 3 shard jobs and a gather;
+    each folder equals the unsharded run's file for file, PNGs and scores byte for byte, metrics.json from the
+    summed confusion matrices; the shard folders are gone and a rerun has nothing to do."""
+    targets = (TARGET, "minivoc_weakshot_pseudolabels", "results/minivoc/image/psa/instances")
+    reference = snakemake(pipeline, *targets)  # the weak-shot chain when its test did not run, the instances
+    assert reference.returncode == 0, reference.stdout[-3000:] + reference.stderr[-3000:]
     workdir = tmp_path / "sharded"
     copy_workflow(workdir, {name: {"propagate": override} for name, override in TINY_RECIPES.items()})
     # the unsharded run's trained networks are reused: its folders hard-linked (every write replaces a file, none
@@ -370,14 +370,15 @@ def test_sharded_run_writes_the_unsharded_folders_byte_for_byte(pipeline, tmp_pa
     for name, flags in (("data", "-al"), ("results", "-al"), (".snakemake", "-a")):
         subprocess.run(["cp", flags, str(pipeline / name), str(workdir / name)], check=True)
     plan = snakemake(workdir, "-n", *targets, extra_config=("shards=3",))
-    per_image = {"make_cam", "make_seeds", "propagate", "refine_crf", "export_pseudolabels"}
+    per_image = {"make_cam", "make_seeds", "propagate", "refine_crf", "export_pseudolabels", "export_instances"}
     assert {f"{name}_shard" for name in per_image} | per_image <= planned_rules(plan), plan.stdout[-2000:]
     assert not {"train_classifier", "make_minivoc"} & planned_rules(plan)
     result = snakemake(workdir, *targets, extra_config=("shards=3",))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     results = Path("results") / "minivoc"
     folders = ["cam", "image/seeds/default", "image/psa/propagate", "image/psa/crf", "image/psa/pseudolabels",
-               "weakshot/seeds/default", "weakshot/retab/propagate", "weakshot/retab/crf", "weakshot/retab/pseudolabels"]
+               "weakshot/seeds/default", "weakshot/retab/propagate", "weakshot/retab/crf", "weakshot/retab/pseudolabels",
+               "image/psa/instances"]
     for folder in folders:
         reference, sharded = stage_files(pipeline / results / folder), stage_files(workdir / results / folder)
         assert "metrics.json" in reference and sorted(reference) == sorted(sharded), folder

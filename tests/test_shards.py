@@ -179,3 +179,69 @@ def test_a_shard_with_no_image_is_gathered(tmp_path):
     write_stage(tmp_path / "whole", dataset, None)
     gather_shards(shard_dirs, tmp_path / "out")
     assert files_of(tmp_path / "out") == files_of(tmp_path / "whole")
+
+
+# ---------------------------------------------------------------------------------------------- instances
+class FakeInstances:
+    """The reader surface of InstanceScorer / CocoBuilder: VOC classes, random ground-truth instances."""
+
+    split = "train"
+    object_folder = "SegmentationObject"
+
+    def __init__(self, n: int) -> None:
+        from wsss.data.classes import VOC_CLASSES
+
+        self.class_names = VOC_CLASSES
+        rng = np.random.default_rng(5)
+        self.ids = [f"2008_{k:06d}" for k in range(n)]
+        self.gt = {}
+        for image_id in self.ids:
+            masks = np.zeros((int(rng.integers(1, 4)), 12, 10), bool)
+            for mask in masks:
+                y, x = rng.integers(0, 6, size=2)
+                mask[y:y + 6, x:x + 5] = True
+            self.gt[image_id] = (masks, rng.integers(1, 21, size=len(masks)))
+
+    def has_object_mask(self, image_id: str) -> bool:
+        return True
+
+    def instances(self, image_id: str):
+        return self.gt[image_id]
+
+    def image_path(self, image_id: str) -> Path:
+        return Path(f"{image_id}.jpg")
+
+
+def predicted(dataset: FakeInstances, image_id: str):
+    from wsss.instances.instance_set import InstanceSet
+
+    masks, labels = dataset.gt[image_id]
+    shifted = np.roll(masks, int(image_id[-1]) % 3, axis=2)
+    scores = np.linspace(0.9, 0.3, len(labels)).astype(np.float32)
+    return InstanceSet(np.concatenate([shifted, np.zeros((1, 12, 10), bool)]), np.append(labels, 7), np.append(scores, .1))
+
+
+def test_instance_scores_and_coco_jsons_of_shards_equal_one_scorers():
+    from wsss.instances.coco import CocoBuilder, merge_coco
+    from wsss.instances.scoring import InstanceScorer
+
+    dataset = FakeInstances(9)
+
+    def score(ids):
+        scorer, builder = InstanceScorer(dataset, {"stage": "t"}), CocoBuilder(dataset, description="d")
+        for image_id in ids:
+            instances = predicted(dataset, image_id)
+            builder.add_instances(builder.add_image(image_id, 12, 10), instances)
+            scorer.add(image_id, instances)
+        return scorer, builder.to_dict()
+
+    whole, whole_json = score(dataset.ids)
+    parts = [score(Shard(k, 3).select(dataset.ids)) for k in range(3)]
+    states = [json.loads(json.dumps(scorer.state())) for scorer, _ in parts]  # through json, as the files go
+    merged = InstanceScorer.from_state(InstanceScorer.merge_states(states))
+    assert json.dumps(merged.record()) == json.dumps(whole.record())
+    assert json.dumps(merged.ground_truth()) == json.dumps(whole.ground_truth())
+    assert json.dumps(merge_coco([data for _, data in parts])) == json.dumps(whole_json)
+    assert whole.record()["ap50"] not in (0.0, 100.0)  # a score that shifted masks and an empty one move
+    with pytest.raises(WsssError, match="image id 2008000000 in two COCO jsons"):
+        merge_coco([whole_json, whole_json], "x")

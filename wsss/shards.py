@@ -16,6 +16,9 @@ writes, byte for byte:
 * ``metrics.json`` / ``per_image.json``: rebuilt from the *summed* confusion matrices of the shards' states
   (not an average of shard mIoUs), by the same code as an unsharded run;
 * counters (:data:`COUNTERS`, e.g. GrabCut's ``grabcut.json``): numbers added, lists concatenated;
+* COCO jsons (:data:`COCO_JSONS`: instance pseudo-labels, their ground truth): images and annotations
+  concatenated, annotation ids renumbered; the instance metrics (VOC mAP_r, COCO AP: not sums) scored again from
+  the shards' instance scorer states (``instances.state.json``);
 * any other file must be the same in every shard (e.g. weak-shot's ``split.json``, computed on the whole
   split), else the gather stops naming it;
 * each shard's ``.hydra/`` (its exact config) goes to ``.hydra/shards/<index>/``.
@@ -40,6 +43,8 @@ SCORES_STATE = "scores.state.json"
 ID_MAPS = ("keys.json",)
 #: json files of counts over the images, merged by :func:`merge_counts`
 COUNTERS = ("grabcut.json",)
+#: COCO instances jsons, merged by :func:`wsss.instances.coco.merge_coco`
+COCO_JSONS = ("instances.json", "gt.json")
 #: rebuilt from :data:`SCORES_STATE` (wsss.pipeline.write_label_metrics)
 REBUILT = ("metrics.json", "per_image.json")
 
@@ -139,6 +144,16 @@ def read_manifests(shard_dirs: Sequence[str | Path]) -> list[dict[str, Any]]:
     return manifests
 
 
+def _rebuilt_beside(folder: Path) -> set[str]:
+    """Names of the files in a shard's ``folder`` that the gather rebuilds from the states beside them."""
+    from wsss.instances.scoring import INSTANCE_STATE
+
+    names = set(REBUILT) if (folder / SCORES_STATE).is_file() else set()
+    if (folder / INSTANCE_STATE).is_file():
+        names.add(load_json(folder / INSTANCE_STATE)["metrics_file"])
+    return names
+
+
 def _link(source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -156,6 +171,8 @@ def _image_stem(name: str) -> str:
 def gather_shards(shard_dirs: Sequence[str | Path], out_dir: str | Path) -> dict[str, int]:
     """Build the stage folder ``out_dir`` from its shards' folders (see the module docstring); returns counts of
     what was done: ``{"images": ..., "linked": ..., "merged": ..., "shared": ...}``."""
+    from wsss.instances.coco import merge_coco
+    from wsss.instances.scoring import INSTANCE_STATE, InstanceScorer, write_instance_metrics
     from wsss.pipeline import merge_label_states, write_label_metrics
 
     shard_dirs = [Path(folder) for folder in shard_dirs]
@@ -163,6 +180,8 @@ def gather_shards(shard_dirs: Sequence[str | Path], out_dir: str | Path) -> dict
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     grouped: dict[Path, list[Path]] = {}  # relative path of a non-image file -> its copies, in shard order
+    holders: dict[Path, set[int]] = {}  # ... -> the shards that have it
+    with_images = {manifest["index"] for manifest in manifests if manifest["ids"]}
     linked = 0
     for folder, manifest in zip(shard_dirs, manifests):
         ids = set(manifest["ids"])
@@ -179,17 +198,29 @@ def gather_shards(shard_dirs: Sequence[str | Path], out_dir: str | Path) -> dict
                 linked += 1
             else:
                 grouped.setdefault(relative, []).append(path)
+                holders.setdefault(relative, set()).add(manifest["index"])
+    rebuilt: dict[Path, set[str]] = {}
     merged = shared = 0
     for relative, copies in sorted(grouped.items()):
         name, target = relative.name, out / relative
         where = f"{copies[0].parent}/{name}"
+        missing = sorted(with_images - holders[relative])
+        if missing:  # a shard without images may lack a file (a folder its stage makes at the first image)
+            raise WsssError(f"{relative}: missing in shard {missing[0]} of {len(shard_dirs)}, which has images")
+        if copies[0].parent not in rebuilt:
+            rebuilt[copies[0].parent] = _rebuilt_beside(copies[0].parent)
+        if name in rebuilt[copies[0].parent]:
+            continue
         if name in REBUILT:
-            if not (copies[0].parent / SCORES_STATE).is_file():
-                raise WsssError(f"{where}: no {SCORES_STATE} beside it to rebuild it from (not a shard job's folder?)")
+            raise WsssError(f"{where}: no {SCORES_STATE} beside it to rebuild it from (not a shard job's folder?)")
+        if name == INSTANCE_STATE:
+            states = [load_json(path) for path in copies]
+            metrics_file = merge_counts([state.pop("metrics_file") for state in states], f"{where} metrics_file")
+            merged_state = {**InstanceScorer.merge_states(states, where), "metrics_file": metrics_file}
+            write_instance_metrics(target.parent, merged_state)
+            merged += 1
             continue
         if name == SCORES_STATE:
-            if len(copies) != len(shard_dirs):
-                raise WsssError(f"{relative}: in {len(copies)} of {len(shard_dirs)} shards")
             state = merge_label_states([load_json(path) for path in copies], where)
             write_label_metrics(target.parent, state)
             merged += 1
@@ -200,14 +231,15 @@ def gather_shards(shard_dirs: Sequence[str | Path], out_dir: str | Path) -> dict
             target.parent.mkdir(parents=True, exist_ok=True)
             save_json(target, union)
             merged += 1
+        elif name in COCO_JSONS:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            save_json(target, merge_coco([load_json(path) for path in copies], where))
+            merged += 1
         elif name in COUNTERS:
             target.parent.mkdir(parents=True, exist_ok=True)
             save_json(target, merge_counts([load_json(path) for path in copies], where))
             merged += 1
         else:
-            if len(copies) != len(shard_dirs):
-                raise WsssError(f"{relative}: in {len(copies)} of {len(shard_dirs)} shards, and it is neither an "
-                                f"image's file nor a merged one")
             content = copies[0].read_bytes()
             for path in copies[1:]:
                 if path.read_bytes() != content:

@@ -140,6 +140,26 @@ class CocoBuilder:
                 "annotations": self.annotations, "categories": self.categories}
 
 
+def merge_coco(parts: list[dict[str, Any]], where: str = "") -> dict[str, Any]:
+    """COCO jsons of disjoint image sets (a :class:`CocoBuilder`'s each) as one, as one builder over their images in
+    order writes it: images and annotations concatenated, annotation ids renumbered 1..n. ``info``, ``licenses`` and
+    ``categories`` must agree; an image id in two parts is an error."""
+    first = parts[0]
+    for part in parts[1:]:
+        for key in ("info", "licenses", "categories"):
+            if part.get(key) != first.get(key):
+                raise WsssError(f"{where}: the COCO jsons disagree on {key}")
+    images = [image for part in parts for image in part["images"]]
+    seen: set = set()
+    for image in images:
+        if image["id"] in seen:
+            raise WsssError(f"{where}: image id {image['id']} in two COCO jsons")
+        seen.add(image["id"])
+    annotations = [{**ann, "id": k} for k, ann in
+                   enumerate((ann for part in parts for ann in part["annotations"]), start=1)]
+    return {**first, "images": images, "annotations": annotations}
+
+
 def instance_results(image_id: int, instances: InstanceSet, boxes: np.ndarray | None = None,
                      dataset: DatasetReader | None = None) -> list[dict[str, Any]]:
     """COCO result dicts (for ``loadRes``/COCOeval) of one image.

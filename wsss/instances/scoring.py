@@ -3,6 +3,7 @@ VOC mask mAP_r at 0.5 / 0.75 and COCO AP, masks kept as compressed RLE."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -51,6 +52,7 @@ class InstanceScorer:
 
     def __init__(self, dataset: DatasetReader, protocol: dict[str, Any] | None = None) -> None:
         self.dataset = dataset
+        self.class_names = tuple(dataset.class_names)
         gt = dataset.object_folder if isinstance(dataset, VOCLayoutReader) else "json"
         self.protocol = {"split": dataset.split, "gt": gt,
                          "voc_iou_thresholds": [0.5, 0.75], "voc_ap": "VOC2010+ (area under the envelope)",
@@ -89,6 +91,53 @@ class InstanceScorer:
         """The ground-truth COCO json of the scored images."""
         return self.gt.to_dict()
 
+    # ------------------------------------------------------------------ shards (wsss.shards)
+    def state(self) -> dict[str, Any]:
+        """Everything :meth:`record` reads, as json: a shard job's, merged by :meth:`merge_states` in the gather."""
+        return {"protocol": self.protocol, "class_names": list(self.class_names), "gt": self.ground_truth(),
+                "results": self.results,
+                "pred_masks": [[rles, list(size)] for rles, size in self.pred_masks.items],
+                "gt_masks": [[rles, list(size)] for rles, size in self.gt_masks.items],
+                "pred_labels": [v.tolist() for v in self.pred_labels],
+                "pred_scores": [v.tolist() for v in self.pred_scores],
+                "gt_labels": [v.tolist() for v in self.gt_labels]}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "InstanceScorer":
+        """A scorer holding ``state`` (one shard's, or :meth:`merge_states` of several); it can :meth:`record`."""
+        scorer = cls.__new__(cls)
+        scorer.dataset = None
+        scorer.class_names = tuple(state["class_names"])
+        scorer.protocol = state["protocol"]
+        scorer.gt = CocoBuilder(description=state["gt"]["info"]["description"])
+        scorer.gt.images, scorer.gt.annotations = state["gt"]["images"], state["gt"]["annotations"]
+        scorer.gt.categories = state["gt"]["categories"]
+        scorer.results = state["results"]
+        scorer.pred_masks, scorer.gt_masks = RLEMasks(), RLEMasks()
+        scorer.pred_masks.items = [(rles, tuple(size)) for rles, size in state["pred_masks"]]
+        scorer.gt_masks.items = [(rles, tuple(size)) for rles, size in state["gt_masks"]]
+        scorer.pred_labels = [np.asarray(v, dtype=np.int64) for v in state["pred_labels"]]
+        scorer.pred_scores = [np.asarray(v, dtype=np.float32) for v in state["pred_scores"]]
+        scorer.gt_labels = [np.asarray(v, dtype=np.int64) for v in state["gt_labels"]]
+        return scorer
+
+    @staticmethod
+    def merge_states(states: list[dict[str, Any]], where: str = "") -> dict[str, Any]:
+        """The state of the images of all ``states``, in order (ground-truth annotation ids renumbered as one
+        scorer numbers them). Protocols and class names must agree."""
+        from wsss.instances.coco import merge_coco
+
+        first = states[0]
+        for state in states[1:]:
+            for key in ("protocol", "class_names"):
+                if state[key] != first[key]:
+                    raise WsssError(f"{where}: shards disagree on {key} ({first[key]!r} vs {state[key]!r})")
+        merged = {"protocol": first["protocol"], "class_names": first["class_names"],
+                  "gt": merge_coco([state["gt"] for state in states], where)}
+        for key in ("results", "pred_masks", "gt_masks", "pred_labels", "pred_scores", "gt_labels"):
+            merged[key] = [item for state in states for item in state[key]]
+        return merged
+
     def record(self) -> dict[str, Any]:
         from wsss.metrics import eval_coco, eval_instance_segmentation_voc
 
@@ -98,7 +147,7 @@ class InstanceScorer:
         gt_api = coco_api(self.ground_truth())
         segm = {k: v * 100.0 for k, v in eval_coco(gt_api, self.results, "segm").items()}
         bbox = {k: v * 100.0 for k, v in eval_coco(gt_api, self.results, "bbox").items()}
-        names = self.dataset.class_names
+        names = self.class_names
         ap50 = voc[0.5]["ap"]
         return {
             "ap50": voc[0.5]["map"] * 100.0,
@@ -113,3 +162,26 @@ class InstanceScorer:
             "n_instances": len(self.results),
             "protocol": self.protocol,
         }
+
+
+#: a shard job's instance scorer state (wsss.shards): the gather rebuilds ``metrics_file`` from the merged states
+INSTANCE_STATE = "instances.state.json"
+
+
+def save_instance_state(out_dir: str | Path, scorer: InstanceScorer, metrics_file: str) -> None:
+    """``<out_dir>/instances.state.json``: ``scorer``'s state and the name of the metrics file it scores into."""
+    from wsss.io import save_json
+
+    save_json(Path(out_dir) / INSTANCE_STATE, {**scorer.state(), "metrics_file": metrics_file})
+
+
+def write_instance_metrics(out_dir: str | Path, state: dict[str, Any]) -> dict[str, Any] | None:
+    """The metrics file named in a (merged) instance state, scored from it; the record, or None without images."""
+    from wsss.io import save_json
+
+    scorer = InstanceScorer.from_state(state)
+    if not scorer.n_images:
+        return None
+    record = scorer.record()
+    save_json(Path(out_dir) / state["metrics_file"], record)
+    return record

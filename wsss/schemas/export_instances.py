@@ -8,7 +8,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from wsss.params import InstanceSettings
-from wsss.schemas.common import SupervisedStageConfig, config_class, config_fields
+from wsss.schemas.common import ShardConfig, SupervisedStageConfig, config_class, config_fields
 
 
 InstanceCueConfig = config_class(
@@ -21,6 +21,8 @@ class ExportInstancesConfig(SupervisedStageConfig):
     #: folder of semantic pseudo-labels <id>.png
     labels_dir: str = MISSING
     split: str = MISSING
+    #: the part of the split this job labels (the DAG's shard jobs set it; the whole split by default)
+    shard: ShardConfig = field(default_factory=ShardConfig)
     #: a train_p2seg folder: export its network's instances (one per point) instead of cutting the labels
     model_dir: str = ""
     instances: InstanceCueConfig = field(default_factory=InstanceCueConfig)
