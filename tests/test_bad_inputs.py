@@ -330,7 +330,7 @@ CASES: list[Case] = [
     Case("config", "wrong-type", "value of the wrong type", None, "make_seeds scribble.width=wide",
          "override scribble.width=wide: Value 'wide' of type 'str' could not be converted to Integer"),
     Case("config", "unknown-group-option", "unknown dataset", None, "check_dataset dataset=imagenet",
-         "Could not find 'dataset/imagenet' (available: coco, folder, minivoc, voc)"),
+         "Could not find 'dataset/imagenet' (available: coco, folder, minicoco, minivoc, voc)"),
     Case("config", "missing-value", "mandatory value not set (dataset.root of voc)", None, "check_dataset dataset=voc",
          "config check_dataset: missing value for 'dataset.root'"),
     Case("config", "bad-choice", "value outside its choices", None, f"{BOX} box.inside=sideways",

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
+from wsss.config import compose
+from wsss.data import open_dataset
 from wsss.data.annotations import read_boxes
 from wsss.data.coco import COCODataset, validate_coco
 from wsss.data.minivoc import generate
@@ -71,3 +74,20 @@ def test_voc_layout_has_no_layout_key_and_bad_layout_fails(both, tmp_path):
     with pytest.raises(WsssError, match="layout must be one of voc, coco"):
         generate(tmp_path / "x", 1, 0, layout="yolo")
 
+
+def test_minicoco_config_opens_the_generated_folder(both):
+    _, root = both
+    cfg = compose("make_minivoc", ["dataset=minicoco"])
+    assert cfg.layout == "coco" and cfg.out_dir == "data/minicoco" and compose("make_minivoc").layout == "voc"
+    dataset_cfg = compose("check_dataset", ["dataset=minicoco", f"dataset.root={root}"]).dataset
+    dataset = open_dataset(dataset_cfg, str(dataset_cfg.val_split))
+    assert isinstance(dataset, COCODataset) and len(dataset) == N_VAL
+    # every config group chosen per dataset (crf: ${dataset} ...) has a minicoco choice: minivoc's settings
+    for stage in ("refine_crf", "train_classifier", "train_affinity", "train_boundary", "train_deeplab",
+                  "train_maskrcnn", "train_p2seg", "train_superpixel"):
+        configs = []
+        for name in ("minicoco", "minivoc"):
+            cfg = OmegaConf.to_container(compose(stage, [f"dataset={name}"]))
+            cfg.pop("dataset")
+            configs.append(OmegaConf.to_yaml(cfg).replace(name, "DATASET"))
+        assert configs[0] == configs[1], stage

@@ -40,6 +40,8 @@ SHARDS_KEY = "shards"
 #: target products of a recipe, in pipeline order
 PRODUCTS = ("pseudolabels", "gallery", "deeplab", "maskrcnn")
 _NAME = re.compile(r"^[A-Za-z0-9]+$")
+#: the datasets the DAG generates (rule ``make_<name>``, ``stages.make_minivoc dataset=<name>``) into ``<data>/<name>``
+GENERATED_DATASETS = ("minivoc", "minicoco")
 
 
 @functools.lru_cache(maxsize=None)
@@ -157,13 +159,14 @@ class Plan:
                              f"with --config '{DATASETS_KEY}={{{dataset}: /path/to/root}}')") from None
 
     def data_inputs(self, wildcards) -> list[str]:
-        """Rule input of every stage: the generated ``<data>/minivoc`` for ``minivoc``; nothing for an external
-        dataset (its files are not tracked), whose configured root must exist: a root left unset or not found
-        ends Snakemake while it plans, before any job, with one line."""
+        """Rule input of every stage: the generated ``<data>/<name>`` for ``minivoc`` and ``minicoco``
+        (:data:`GENERATED_DATASETS`); nothing for an external dataset (its files are not tracked), whose configured
+        root must exist: a root left unset or not found ends Snakemake while it plans, before any job, with one
+        line."""
         if "dataset" not in wildcards.keys():
             return []
-        if wildcards.dataset == "minivoc":
-            return [f"{self.data}/minivoc"]
+        if wildcards.dataset in GENERATED_DATASETS:
+            return [f"{self.data}/{wildcards.dataset}"]
         self._check_root(wildcards.dataset)
         return []
 
