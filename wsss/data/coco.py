@@ -331,6 +331,14 @@ class COCODataset:
         check_same_size(pixels.shape, self.image_size(image_id), str(path), "image (decoded)")
         return pixels
 
+    def check_image_files(self) -> None:
+        """Raise, naming the first, unless every image the json lists is a file in the image folder (a stat each:
+        a stage ends on a missing image before it starts, not when it reaches it)."""
+        for image in self._images.values():
+            path = self.image_folder / image["file_name"]
+            if not path.is_file():
+                raise WsssError(f"{path}: image file not found (listed in {self.annotation_file})")
+
     def check_image_header(self, image_id: str) -> None:
         """Raise unless the image file exists and its header size matches the json."""
         path = self.image_path(image_id)

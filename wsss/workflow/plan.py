@@ -182,9 +182,19 @@ class Plan:
                 raise SystemExit(f"error: dataset '{name}' has no root: set dataset.root, e.g. --config "
                                  f'overrides="dataset.root=/path/to/VOC2012", or in conf/dataset/{name}.yaml') from None
             raise exit_on_config_error(error) from None
-        if not resolve_root(dataset.root).is_dir():
+        root = resolve_root(dataset.root)
+        if not root.is_dir():
             raise SystemExit(f"error: dataset.root={dataset.root}: dataset root not found (dataset '{dataset.name}'; "
                              f'set it with --config overrides="dataset.root=...")')
+        if str(dataset.kind) == "coco":
+            # the train split's json: every target reads it (a stage opening another split checks that one);
+            # the images it lists are checked by the first stage that opens it (reading the json here would
+            # cost every plan of a full COCO many seconds)
+            split = str(dataset.train_split)
+            annotation_file = root / str(dataset.annotation_file).format(split=split)
+            if not annotation_file.is_file():
+                raise SystemExit(f"error: {annotation_file}: annotation file for split '{split}' not found (dataset "
+                                 f"'{dataset.name}'; dataset.train_split / dataset.annotation_file name it)")
 
     # ------------------------------------------------------------------ overrides
     def user_overrides(self, stage: str, wildcards: Mapping[str, str] | None = None) -> list[str]:
