@@ -58,7 +58,7 @@ def test_unknown_key_names_it_and_the_schema():
 
 def test_unknown_group_option_lists_the_valid_ones():
     message = _error("check_dataset", ["dataset=nope"])
-    assert "Could not find 'dataset/nope' (available: coco, folder, minivoc, voc)" in message
+    assert "Could not find 'dataset/nope' (available: coco, folder, minicoco, minivoc, voc)" in message
 
 
 def test_an_unexpected_exception_keeps_its_type_and_message(monkeypatch):

@@ -110,6 +110,21 @@ def test_small_coco_default_layout(tmp_path):
     assert dataset.load_annotation("a").objects[0].box == (2, 3, 11, 7)
 
 
+def test_ignore_category_regions_are_255_and_nothing_else(tmp_path):
+    # labelme's __ignore__ (and minicoco's void band): an ignore region, not an object, a box or a tag
+    def mutate(data):
+        data["categories"].append({"id": 255, "name": "__ignore__"})
+        data["annotations"].append({"id": 2, "image_id": 7, "category_id": 255, "iscrowd": 1, "bbox": [0, 0, 30, 3],
+                                    "area": 90, "segmentation": [[0, 0, 30, 0, 30, 3, 0, 3]]})
+    dataset = COCODataset(make_coco(tmp_path, mutate), "val2017")
+    assert dataset.num_classes == 3 and dataset.class_names == ("background", "person", "car")
+    mask, objects = dataset.load_class_mask("a"), dataset.load_object_mask("a")
+    assert (mask[:3] == 255).all() and (objects[:3] == 255).all() and set(np.unique(mask[3:])) == {0, 2}
+    assert set(np.unique(objects[3:])) == {0, 1}
+    assert [o.box for o in dataset.load_annotation("a").objects] == [(2, 3, 11, 7)]
+    assert dataset.image_labels("a").tolist() == [0.0, 1.0] and dataset.instances("a")[1].tolist() == [2]
+
+
 def ann(data):
     return data["annotations"][0]
 

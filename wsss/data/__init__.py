@@ -33,7 +33,8 @@ def open_dataset(dataset_cfg: Any, split: str, annotations: str = "Annotations")
 
     ``kind: voc`` → :class:`wsss.data.voc.VOCDataset` (VOC 2012, SBD's
     ``train_aug``/``SegmentationClassAug``, minivoc, any VOC-layout folder);
-    ``kind: coco`` → :class:`wsss.data.coco.COCODataset` (2014/2017 instances json).
+    ``kind: coco`` → :class:`wsss.data.coco.COCODataset` (2014/2017 instances json), every image the json
+    lists checked to exist (:meth:`~wsss.data.coco.COCODataset.check_image_files`).
     ``annotations`` is the VOC XML folder (a supervision's ``annotations``).
     """
     kind = str(dataset_cfg.kind)
@@ -51,10 +52,12 @@ def open_dataset(dataset_cfg: Any, split: str, annotations: str = "Annotations")
     if kind == "coco":
         from wsss.data.coco import COCODataset
 
-        return COCODataset(
+        dataset = COCODataset(
             root,
             split,
             annotation_file=str(getattr(dataset_cfg, "annotation_file", "annotations/instances_{split}.json")),
             image_folder=str(getattr(dataset_cfg, "image_folder", "{split}")),
         )
+        dataset.check_image_files()
+        return dataset
     raise WsssError(f"dataset.kind: unknown dataset kind '{kind}' (expected voc or coco)")

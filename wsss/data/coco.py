@@ -12,7 +12,9 @@ Classes: the json's categories, sorted by id, map contiguously to 1..K
 (COCO's 80 category ids 1..90 become 1..80); 0 is background and 255 ignore.
 Categories named ``_background_``, ``background`` or ``__ignore__`` (labelme's
 converter writes them) are not object classes. :meth:`COCODataset.category_id`
-maps back for export.
+maps back for export. Regions of an ``__ignore__`` (or ``_ignore_``) category are
+ignore regions, as labelme means them: 255 in the masks like crowd, but no
+object, box or tag (minicoco's void band, :mod:`wsss.data.minivoc.coco_layout`).
 
 Masks are rasterised with pycocotools (polygons and RLE, compressed or not).
 Crowd regions (``iscrowd=1``) are 255 in semantic masks and belong to no
@@ -36,7 +38,8 @@ from wsss.data.voc import VOCAnnotation, VOCObject, read_image, read_image_size
 from wsss.errors import WsssError
 from wsss.io import load_json
 
-_NON_OBJECT_NAMES = {"_background_", "background", "__background__", "__ignore__", "_ignore_"}
+_IGNORE_NAMES = {"__ignore__", "_ignore_"}
+_NON_OBJECT_NAMES = {"_background_", "background", "__background__"} | _IGNORE_NAMES
 #: how far (pixels) a COCO box may reach past the image border before it is an error (float rounding in COCO files)
 BOX_TOLERANCE = 1.0
 
@@ -265,6 +268,7 @@ class COCODataset:
         #: ``category_ids[k - 1]`` is the json category id of contiguous class ``k``
         self.category_ids: list[int] = [c["id"] for c in categories]
         self._contiguous = {cid: k + 1 for k, cid in enumerate(self.category_ids)}
+        self._ignore_ids = {c["id"] for c in data["categories"] if c["name"].strip().lower() in _IGNORE_NAMES}
         self.class_names: tuple[str, ...] = ("background", *(c["name"] for c in categories))
         self.num_classes = len(self.class_names)
         self._images = {Path(im["file_name"]).stem: im for im in data["images"]}
@@ -306,6 +310,10 @@ class COCODataset:
         """Annotations of object categories (non-object categories such as labelme's ``_background_`` dropped)."""
         return [a for a in self._annotations[self._image(image_id)["id"]] if self.contiguous_id(a["category_id"])]
 
+    def _ignore_regions(self, image_id: str) -> list[dict]:
+        """Annotations of an ignore category (``__ignore__``): 255 in the masks, nothing else."""
+        return [a for a in self._annotations[self._image(image_id)["id"]] if a["category_id"] in self._ignore_ids]
+
     # ---------------------------------------------------------------- images
     def image_path(self, image_id: str) -> Path:
         """``<image_folder>/<file_name>``."""
@@ -322,6 +330,14 @@ class COCODataset:
         pixels = read_image(path)
         check_same_size(pixels.shape, self.image_size(image_id), str(path), "image (decoded)")
         return pixels
+
+    def check_image_files(self) -> None:
+        """Raise, naming the first, unless every image the json lists is a file in the image folder (a stat each:
+        a stage ends on a missing image before it starts, not when it reaches it)."""
+        for image in self._images.values():
+            path = self.image_folder / image["file_name"]
+            if not path.is_file():
+                raise WsssError(f"{path}: image file not found (listed in {self.annotation_file})")
 
     def check_image_header(self, image_id: str) -> None:
         """Raise unless the image file exists and its header size matches the json."""
@@ -353,11 +369,13 @@ class COCODataset:
         """Semantic mask ``(H, W)`` uint8: 0 background, 1..K, 255 crowd.
 
         Objects are painted largest first (by ``area``) so smaller objects stay
-        on top where they overlap; crowd regions become 255 only where no object is.
+        on top where they overlap; crowd and ignore regions become 255 only where no object is.
         """
         mask = np.zeros(self.image_size(image_id), dtype=np.uint8)
         objects = self._objects(image_id)
         crowd = np.zeros(mask.shape, dtype=bool)
+        for ann in self._ignore_regions(image_id):
+            crowd |= self._mask(ann, image_id)
         for ann in sorted(objects, key=lambda a: -float(a.get("area", 0.0))):
             if ann.get("iscrowd", 0):
                 crowd |= self._mask(ann, image_id)
@@ -377,15 +395,16 @@ class COCODataset:
 
     def load_object_mask(self, image_id: str) -> np.ndarray:
         """Instance index map ``(H, W)`` uint8 like VOC's SegmentationObject: 0 background, ``r+1`` the r-th
-        instance of :meth:`instances` (later instances drawn over earlier ones), 255 crowd where no instance is."""
+        instance of :meth:`instances` (later instances drawn over earlier ones), 255 crowd or ignore where no
+        instance is."""
         masks, _ = self.instances(image_id)
         if len(masks) > 254:
             raise WsssError(f"{self.annotation_file}: image {image_id} has {len(masks)} instances, more than a uint8 map holds")
         out = np.zeros(self.image_size(image_id), dtype=np.uint8)
         for r, mask in enumerate(masks):
             out[mask] = r + 1
-        for ann in self._objects(image_id):
-            if ann.get("iscrowd", 0):
+        for ann in self._objects(image_id) + self._ignore_regions(image_id):
+            if ann.get("iscrowd", 0) or ann["category_id"] in self._ignore_ids:
                 out[self._mask(ann, image_id) & (out == 0)] = IGNORE_INDEX
         return out
 

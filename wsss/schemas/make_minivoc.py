@@ -17,6 +17,8 @@ class MakeMinivocConfig(StageConfig):
     (ranges are ``[low, high]`` lists, inclusive).
     """
 
+    #: ``voc`` (VOC 2012 layout) or ``coco`` (COCO instances json, :mod:`wsss.data.minivoc.coco_layout`)
+    layout: str = "voc"
     n_train: int = 1000
     n_val: int = 150
     width_range: list[int] = field(default_factory=lambda: [144, 192])

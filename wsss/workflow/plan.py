@@ -40,6 +40,8 @@ SHARDS_KEY = "shards"
 #: target products of a recipe, in pipeline order
 PRODUCTS = ("pseudolabels", "gallery", "deeplab", "maskrcnn")
 _NAME = re.compile(r"^[A-Za-z0-9]+$")
+#: the datasets the DAG generates (rule ``make_<name>``, ``stages.make_minivoc dataset=<name>``) into ``<data>/<name>``
+GENERATED_DATASETS = ("minivoc", "minicoco")
 
 
 @functools.lru_cache(maxsize=None)
@@ -157,13 +159,14 @@ class Plan:
                              f"with --config '{DATASETS_KEY}={{{dataset}: /path/to/root}}')") from None
 
     def data_inputs(self, wildcards) -> list[str]:
-        """Rule input of every stage: the generated ``<data>/minivoc`` for ``minivoc``; nothing for an external
-        dataset (its files are not tracked), whose configured root must exist: a root left unset or not found
-        ends Snakemake while it plans, before any job, with one line."""
+        """Rule input of every stage: the generated ``<data>/<name>`` for ``minivoc`` and ``minicoco``
+        (:data:`GENERATED_DATASETS`); nothing for an external dataset (its files are not tracked), whose configured
+        root must exist: a root left unset or not found ends Snakemake while it plans, before any job, with one
+        line."""
         if "dataset" not in wildcards.keys():
             return []
-        if wildcards.dataset == "minivoc":
-            return [f"{self.data}/minivoc"]
+        if wildcards.dataset in GENERATED_DATASETS:
+            return [f"{self.data}/{wildcards.dataset}"]
         self._check_root(wildcards.dataset)
         return []
 
@@ -179,9 +182,19 @@ class Plan:
                 raise SystemExit(f"error: dataset '{name}' has no root: set dataset.root, e.g. --config "
                                  f'overrides="dataset.root=/path/to/VOC2012", or in conf/dataset/{name}.yaml') from None
             raise exit_on_config_error(error) from None
-        if not resolve_root(dataset.root).is_dir():
+        root = resolve_root(dataset.root)
+        if not root.is_dir():
             raise SystemExit(f"error: dataset.root={dataset.root}: dataset root not found (dataset '{dataset.name}'; "
                              f'set it with --config overrides="dataset.root=...")')
+        if str(dataset.kind) == "coco":
+            # the train split's json: every target reads it (a stage opening another split checks that one);
+            # the images it lists are checked by the first stage that opens it (reading the json here would
+            # cost every plan of a full COCO many seconds)
+            split = str(dataset.train_split)
+            annotation_file = root / str(dataset.annotation_file).format(split=split)
+            if not annotation_file.is_file():
+                raise SystemExit(f"error: {annotation_file}: annotation file for split '{split}' not found (dataset "
+                                 f"'{dataset.name}'; dataset.train_split / dataset.annotation_file name it)")
 
     # ------------------------------------------------------------------ overrides
     def user_overrides(self, stage: str, wildcards: Mapping[str, str] | None = None) -> list[str]:

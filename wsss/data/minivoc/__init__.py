@@ -18,6 +18,10 @@ Layout written under ``root``::
     ImageSets/Main/{train,val,trainval}.txt and <class>_{train,val,trainval}.txt ("id  1" / "id -1")
     minivoc.json                          generator parameters, seed and per-class counts
 
+With ``layout="coco"`` (:mod:`~wsss.data.minivoc.coco_layout`, the dataset ``minicoco``) the same images
+and masks are written as COCO instances instead: ``annotations/instances_{train,val}.json`` (the void
+band an ignore region), ``{train,val}/<id>.jpg``, ``Points/`` and ``Scribbles/`` as above, ``minivoc.json``.
+
 Image ids are VOC-like, ``<year>_<number:06d>`` (``2026_000001`` ...), numbered
 over all images; the val images are a seeded random subset, so the two splits
 interleave as VOC's do.
@@ -77,7 +81,8 @@ families), :mod:`~wsss.data.minivoc.params` (:class:`MinivocParams`),
 (split planning and :func:`generate`). Their public names are re-exported here.
 """
 
-from wsss.data.minivoc.generation import FORMAT_VERSION, GenerationReport, generate, split_plan
+from wsss.data.minivoc.coco_layout import CocoLayoutWriter
+from wsss.data.minivoc.generation import FORMAT_VERSION, LAYOUTS, GenerationReport, generate, split_plan
 from wsss.data.minivoc.params import MinivocParams
 from wsss.data.minivoc.render import render_sample
 from wsss.data.minivoc.sample import ObjectAnnotation, Sample
@@ -92,7 +97,9 @@ __all__ = [
     "PALETTE",
     "RGB",
     "ClassSpec",
+    "CocoLayoutWriter",
     "GenerationReport",
+    "LAYOUTS",
     "MinivocParams",
     "ObjectAnnotation",
     "Part",

@@ -13,6 +13,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from wsss.data.classes import NUM_FOREGROUND, VOC_CLASSES
+from wsss.data.minivoc.coco_layout import CocoLayoutWriter
 from wsss.data.minivoc.params import MinivocParams
 from wsss.data.minivoc.render import render_sample
 from wsss.data.minivoc.writers import _write_lists, write_sample
@@ -22,6 +23,8 @@ from wsss.progress import Progress
 
 FORMAT_VERSION = 1
 _SPLITS = ("train", "val")
+#: the dataset layouts :func:`generate` writes
+LAYOUTS = ("voc", "coco")
 
 
 def split_plan(n_train: int, n_val: int, seed: int, year: int = 2026) -> list[tuple[str, str, int, int]]:
@@ -107,8 +110,9 @@ def generate(
     params: MinivocParams = MinivocParams(),
     keep: Sequence[str] = (".hydra",),
     progress: bool = True,
+    layout: str = "voc",
 ) -> GenerationReport:
-    """Generate minivoc into ``root`` (VOC 2012 layout; see the module docstring).
+    """Generate minivoc into ``root`` (VOC 2012 layout; see the module docstring), or in COCO layout.
 
     Args:
         root: the dataset folder to create or replace (``data/minivoc``).
@@ -119,6 +123,8 @@ def generate(
         keep: names of entries of an existing ``root`` to carry over (Hydra's ``.hydra``);
             everything else of an old ``root`` is replaced.
         progress: report progress (rate, ETA) on stderr.
+        layout: ``voc`` (the package docstring's layout) or ``coco``
+            (:mod:`wsss.data.minivoc.coco_layout`: the same images and masks as COCO instances).
 
     Everything is written into a hidden sibling temporary folder first and moved onto
     ``root`` at the end, so a killed run leaves no half-written dataset.
@@ -127,6 +133,8 @@ def generate(
         raise WsssError(f"minivoc: need n_train >= 1 and n_val >= 0, got n_train={n_train}, n_val={n_val}")
     if n_train + n_val > 999_999:
         raise WsssError(f"minivoc: at most 999999 images (ids have 6 digits), got {n_train + n_val}")
+    if layout not in LAYOUTS:
+        raise WsssError(f"minivoc: layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     params.validate()
     root = Path(root)
     root.parent.mkdir(parents=True, exist_ok=True)
@@ -142,12 +150,16 @@ def generate(
         present: dict[str, set[int]] = {}
         instances = np.zeros(NUM_FOREGROUND + 1, dtype=np.int64)
         images = np.zeros(NUM_FOREGROUND + 1, dtype=np.int64)
+        coco = CocoLayoutWriter(tmp, params.year) if layout == "coco" else None
         items: Iterable = plan
         if progress:
             items = Progress(plan, desc="make_minivoc", unit="images")
         for split, image_id, number, first_class in items:
             sample = render_sample(seed, number, first_class, params)
-            write_sample(tmp, image_id, sample, params)
+            if coco is None:
+                write_sample(tmp, image_id, sample, params)
+            else:
+                coco.add(split, image_id, number, sample, params)
             splits[split].append(image_id)
             ids = {o.class_id for o in sample.objects}
             present[image_id] = ids
@@ -155,7 +167,10 @@ def generate(
                 instances[o.class_id] += 1
             for cid in ids:
                 images[cid] += 1
-        _write_lists(tmp, splits, present)
+        if coco is None:
+            _write_lists(tmp, splits, present)
+        else:
+            coco.finish()
         names = VOC_CLASSES[1:]
         report = GenerationReport(
             root=str(root), n_train=n_train, n_val=n_val, seed=seed, seconds=0.0,
@@ -169,6 +184,7 @@ def generate(
             "n_train": n_train,
             "n_val": n_val,
             "params": asdict(params),
+            **({"layout": layout} if layout != "voc" else {}),  # the VOC layout's manifest predates the key
             "class_instances": report.class_instances,
             "class_images": report.class_images,
         }
