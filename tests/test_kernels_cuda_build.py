@@ -26,9 +26,10 @@ def test_cuda_sources_compile_with_nvcc():
     result = subprocess.run([sys.executable, "-m", "kernels.build", "--check-cuda"], cwd=REPO, capture_output=True,
                             text=True, timeout=590)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"{len(cu_files)} CUDA sources compiled" in result.stdout
-    for name in cu_files:
-        assert (kbuild.BUILD_ROOT / "cuda_check" / (Path(name).stem + ".o")).exists()
+    assert f"{len(cu_files)} CUDA sources compiled (one translation unit): {', '.join(cu_files)}" in result.stdout
+    unity = (kbuild.BUILD_ROOT / "cuda_check" / "unity_cuda.cu").read_text()
+    assert all(f'#include "{kbuild.CSRC / name}"' in unity for name in cu_files)  # what the CUDA build compiles
+    assert (kbuild.BUILD_ROOT / "cuda_check" / "unity_cuda.o").stat().st_size > 0
 
 
 def test_check_cuda_without_toolkit_is_a_clear_error(monkeypatch):

@@ -19,7 +19,7 @@ namespace wsss {
 namespace tree {
 namespace {
 
-constexpr int kThreads = 256;
+constexpr int kMinimaxThreads = 256;
 
 // weights[b, k] = sum_e (embed[b, e, u] - embed[b, e, v])^2 for tree edge k = (u, v).
 template <typename T>
@@ -43,10 +43,10 @@ at::Tensor minimax_edge_weights_cuda(const at::Tensor& tree_in, const at::Tensor
   const int64_t B = embed.size(0), E = embed.size(1), N = embed.size(2) * embed.size(3);
   at::Tensor weights = at::empty({B, N - 1}, embed.options().dtype(at::kDouble));
   if (B * (N - 1) == 0) return weights;
-  const int64_t blocks = std::min<int64_t>((B * (N - 1) + kThreads - 1) / kThreads, 65535LL * 16);
+  const int64_t blocks = std::min<int64_t>((B * (N - 1) + kMinimaxThreads - 1) / kMinimaxThreads, 65535LL * 16);
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(embed.scalar_type(), "minimax_edge_weights_cuda", [&] {
-    tree_edge_weights_kernel<scalar_t><<<static_cast<unsigned int>(blocks), kThreads, 0, stream>>>(
+    tree_edge_weights_kernel<scalar_t><<<static_cast<unsigned int>(blocks), kMinimaxThreads, 0, stream>>>(
         tree.data_ptr<int64_t>(), embed.data_ptr<scalar_t>(), B, E, N, weights.data_ptr<double>());
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();

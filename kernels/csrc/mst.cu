@@ -20,7 +20,7 @@ namespace wsss {
 namespace tree {
 namespace {
 
-constexpr int kThreads = 256;
+constexpr int kMstThreads = 256;
 
 template <typename T>
 __global__ void grid_edge_weights_kernel(const T* __restrict__ guide, int64_t B, int64_t C, int64_t H, int64_t W,
@@ -44,10 +44,10 @@ at::Tensor grid_edge_weights_cuda(const at::Tensor& guide_in) {
   const int64_t E = grid_num_edges(H, W);
   at::Tensor weights = at::empty({B, E}, guide.options().dtype(at::kDouble));
   if (B * E == 0) return weights;
-  const int64_t blocks = std::min<int64_t>((B * E + kThreads - 1) / kThreads, 65535LL * 16);
+  const int64_t blocks = std::min<int64_t>((B * E + kMstThreads - 1) / kMstThreads, 65535LL * 16);
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(guide.scalar_type(), "grid_edge_weights_cuda", [&] {
-    grid_edge_weights_kernel<scalar_t><<<static_cast<unsigned int>(blocks), kThreads, 0, stream>>>(
+    grid_edge_weights_kernel<scalar_t><<<static_cast<unsigned int>(blocks), kMstThreads, 0, stream>>>(
         guide.data_ptr<scalar_t>(), B, C, H, W, weights.data_ptr<double>());
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();

@@ -18,7 +18,7 @@ namespace wsss {
 namespace tree {
 namespace {
 
-constexpr int kThreads = 256;
+constexpr int kTreeFilterThreads = 256;
 
 __global__ void tree_filter_passes_kernel(const double* __restrict__ y, const double* __restrict__ weights,
                                           const int32_t* __restrict__ topology, int64_t K, int64_t N,
@@ -84,7 +84,7 @@ std::tuple<at::Tensor, at::Tensor> tree_filter_passes_cuda(const at::Tensor& y_i
   at::Tensor up = at::empty_like(y), all = at::empty_like(y);
   if (B * K == 0 || N == 0) return {up, all};
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  tree_filter_passes_kernel<<<static_cast<unsigned int>(B * K), kThreads, 0, stream>>>(
+  tree_filter_passes_kernel<<<static_cast<unsigned int>(B * K), kTreeFilterThreads, 0, stream>>>(
       y.data_ptr<double>(), weights.data_ptr<double>(), topo.data_ptr<int32_t>(), K, N, up.data_ptr<double>(),
       all.data_ptr<double>());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
