@@ -366,8 +366,9 @@ def test_sharded_run_writes_the_unsharded_folders_byte_for_byte(pipeline, tmp_pa
     workdir = tmp_path / "sharded"
     copy_workflow(workdir, {name: {"propagate": override} for name, override in TINY_RECIPES.items()})
     # the unsharded run's trained networks are reused: its folders hard-linked (every write replaces a file, none
-    # changes one in place), Snakemake's records copied
-    for name, flags in (("data", "-al"), ("results", "-al"), (".snakemake", "-a")):
+    # changes one in place), Snakemake's records and the built kernels (with their sources' times) copied
+    subprocess.run(["rm", "-r", str(workdir / "kernels")], check=True)
+    for name, flags in (("data", "-al"), ("results", "-al"), (".snakemake", "-a"), ("kernels", "-a")):
         subprocess.run(["cp", flags, str(pipeline / name), str(workdir / name)], check=True)
     plan = snakemake(workdir, "-n", *targets, extra_config=("shards=3",))
     per_image = {"make_cam", "make_seeds", "propagate", "refine_crf", "export_pseudolabels", "export_instances"}
