@@ -209,8 +209,17 @@ class StageRule:
         return of
 
     def launch(self) -> str:
-        """``python``, or ``torchrun`` over ``WSSS_TRAIN_GPUS`` processes for a launcher stage when that is above 1."""
-        gpus = int(os.environ.get("WSSS_TRAIN_GPUS", "1") or 1) if self.launcher else 1
+        """``python``, or for a launcher stage ``torchrun`` with one process per GPU when it has more than one:
+        inside a SLURM job that was given GPUs (``SLURM_JOB_ID`` and ``SLURM_GPUS_ON_NODE`` set: the job
+        re-reads the Snakefile, so this is evaluated there) the GPUs SLURM gave it, else ``WSSS_TRAIN_GPUS``
+        (default 1). SLURM's count wins: an exported ``WSSS_TRAIN_GPUS`` cannot ask for GPUs the job lacks."""
+        gpus = 1
+        if self.launcher:
+            slurm_gpus = os.environ.get("SLURM_GPUS_ON_NODE", "").strip()
+            if os.environ.get("SLURM_JOB_ID") and slurm_gpus.isdigit() and int(slurm_gpus) > 0:
+                gpus = int(slurm_gpus)
+            else:
+                gpus = int(os.environ.get("WSSS_TRAIN_GPUS", "1") or 1)
         if gpus > 1:
             return f"{sys.executable} -m torch.distributed.run --standalone --nproc_per_node={gpus}"
         return sys.executable
