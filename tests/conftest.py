@@ -16,7 +16,8 @@ import pytest
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 #: the longest test files (minutes each on two cores), started first in this order
-LONGEST_FIRST = ("test_crash_resume.py", "test_pipeline_dag.py", "test_kernels_cuda_build.py")
+LONGEST_FIRST = ("test_crash_resume.py", "test_pipeline_dag.py", "test_slurm.py", "test_pipeline_coco.py",
+                 "test_kernels_cuda_build.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -71,11 +71,16 @@ def test_the_profile_names_only_rules_of_the_workflow():
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
     assert profile["executor"] == "slurm"
     listed = set(profile["set-threads"]) | set(profile["set-resources"])
-    rules = subprocess.run([sys.executable, "-m", "snakemake", "--list-rules"], cwd=REPO, capture_output=True,
-                           text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
-    assert rules.returncode == 0, rules.stderr[-2000:]
-    known = {line.split()[0] for line in rules.stdout.splitlines() if line.strip()}
+    known = set()
+    for shards in ("1", "2"):  # the shard rules (<stage>_shard) exist under --config shards > 1
+        rules = subprocess.run([sys.executable, "-m", "snakemake", "--list-rules", "--config", f"shards={shards}"],
+                               cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+                               timeout=300)
+        assert rules.returncode == 0, rules.stderr[-2000:]
+        known |= {line.split()[0] for line in rules.stdout.splitlines() if line.strip()}
     assert listed <= known, listed - known
+    per_image = {rule.removesuffix("_shard") for rule in known if rule.endswith("_shard")}
+    assert {f"{rule}_shard" for rule in per_image} <= listed, "a shard rule without its cluster settings"
     for rule in ("train_classifier", "train_affinity", "train_deeplab", "train_maskrcnn", "train_p2seg"):
         assert profile["set-resources"][rule]["gpu"] >= 1
         assert profile["set-threads"][rule] >= 1
