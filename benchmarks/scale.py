@@ -3,10 +3,11 @@
     python -m benchmarks.scale                                   # 10,000 images (1,000 of them as a second split)
     python -m benchmarks.scale --images 200 2000 --shards 1 16 64 --out results/benchmarks/scale_small.json
     python -m benchmarks.scale --root /tmp/scale --keep          # keep (and reuse) the generated dataset
+    python -m benchmarks.scale --root /tmp/scale --keep --only planning   # (or --only stages) one part
 
 Prints a table and writes one JSON (default ``results/benchmarks/scale.json``, atomically).
 
-**Dataset.** ``max(--images)`` small images (width 48–64, height 40–56, the minivoc generator with seed 0 and
+**Dataset.** ``max(--images)`` small images (width 56–72, height 48–60, the minivoc generator with seed 0 and
 every weak label) in VOC layout; each smaller count is the first images of the split, as its own split file
 (``train<N>``), so the counts share their images. The classifier and the AffinityNet are untrained, built and
 saved as ``benchmarks.stages`` does (a network's cost does not depend on its weights; nothing downloaded).
@@ -63,7 +64,7 @@ def prepare_dataset(root: Path, images: Sequence[int]) -> dict[str, Any]:
         info = json.loads(marker.read_text())
     else:
         start = time.perf_counter()
-        info = prepare_size(Size(DATASET, "minivoc", (48, 64), (40, 56)), largest, root)
+        info = prepare_size(Size(DATASET, "minivoc", (56, 72), (48, 60)), largest, root)
         info.pop("_host", None)
         info.update(images=largest, generate_seconds=round(time.perf_counter() - start, 1))
         marker.write_text(json.dumps(info))
@@ -127,14 +128,14 @@ def run_stage(stage: str, count: int, root: Path) -> dict[str, Any]:
             "seconds_per_image": round(seconds / count, 5), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}
 
 
-def run_benchmark(images: Sequence[int], shards: Sequence[int], root: Path) -> dict[str, Any]:
+def run_benchmark(images: Sequence[int], shards: Sequence[int], root: Path, only: str | None = None) -> dict[str, Any]:
     images = sorted(set(images))
     info = prepare_dataset(root, images)
-    planning = [planning_seconds(root, count) for count in shards]
+    planning = [planning_seconds(root, count) for count in shards] if only != "stages" else []
     for row in planning:
         print(f"[scale] planning {row['jobs']} jobs ({row['shards']} shards): {row['seconds']:.2f} s", flush=True)
     stages = []
-    for count in images:
+    for count in (images if only != "planning" else []):
         for stage, _ in STAGES:
             row = run_stage(stage, count, root)
             print(f"[scale] {stage} on {count} images: {row['seconds']:.1f} s, peak {row['peak_rss_mib']:.0f} MiB",
@@ -171,6 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, help="working folder (default: a temporary one, removed unless --keep)")
     parser.add_argument("--keep", action="store_true", help="keep the working folder")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--only", choices=["planning", "stages"], help="run one part (the dataset is made either way)")
     args = parser.parse_args(argv)
     if min(args.images) < 1 or min(args.shards) < 1:
         parser.error("--images and --shards take whole numbers of at least 1")
@@ -181,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         root = Path(scratch.name)
     root.mkdir(parents=True, exist_ok=True)
     try:
-        result = run_benchmark(args.images, args.shards, root.resolve())
+        result = run_benchmark(args.images, args.shards, root.resolve(), args.only)
     finally:
         if scratch is not None and not args.keep:
             scratch.cleanup()

@@ -382,7 +382,8 @@ def test_sharded_run_writes_the_unsharded_folders_byte_for_byte(pipeline, tmp_pa
                "image/psa/instances"]
     for folder in folders:
         reference, sharded = stage_files(pipeline / results / folder), stage_files(workdir / results / folder)
-        assert "metrics.json" in reference and sorted(reference) == sorted(sharded), folder
+        assert any(name.endswith("metrics.json") for name in reference), folder
+        assert sorted(reference) == sorted(sharded), folder
         for name, content in reference.items():
             assert sharded[name] == content, f"{folder}/{name}"
     assert (workdir / results / "weakshot/retab/propagate/stage1/metrics.json").is_file()
