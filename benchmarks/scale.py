@@ -14,7 +14,8 @@ saved as ``benchmarks.stages`` does (a network's cost does not depend on its wei
 
 **Planning.** ``snakemake -n <dataset>_image_pseudolabels --config shards=S`` for each ``--shards`` value, the
 dataset named with ``--config datasets=...`` and the results in a scratch folder, so every job is planned:
-the command's wall time (a fresh process each: Python, Snakemake, the config compositions, the DAG).
+the command's wall time (a fresh process each: Python, Snakemake, the config compositions, the DAG), median and
+slowest of ``--repeats`` runs.
 
 **Stages.** The per-image stages of the main job (recipe ``psa``: ``make_cam``, ``make_seeds``, ``propagate``,
 ``refine_crf``, ``export_pseudolabels``), each a fresh ``python -m stages.<stage>`` process over the split of
@@ -74,8 +75,16 @@ def prepare_dataset(root: Path, images: Sequence[int]) -> dict[str, Any]:
     return info
 
 
-def planning_seconds(root: Path, shards: int) -> dict[str, Any]:
-    """Wall seconds of ``snakemake -n`` of the image pipeline on the generated dataset with ``shards`` shards."""
+def planning_seconds(root: Path, shards: int, repeats: int = 3) -> dict[str, Any]:
+    """Wall seconds of ``snakemake -n`` of the image pipeline on the generated dataset with ``shards`` shards:
+    the median and the slowest of ``repeats`` runs (a fresh process each)."""
+    runs = [_plan_once(root, shards) for _ in range(repeats)]
+    seconds = sorted(run["seconds"] for run in runs)
+    return {"shards": shards, "seconds": seconds[len(seconds) // 2], "max_seconds": seconds[-1], "runs": seconds,
+            "jobs": runs[0]["jobs"]}
+
+
+def _plan_once(root: Path, shards: int) -> dict[str, Any]:
     target = f"{DATASET}_image_pseudolabels"
     config = [f"datasets={{{DATASET}: {root / 'data'}}}", f"shards={shards}",
               f"overrides=paths.results={root / 'plan_results'}"]
@@ -87,7 +96,7 @@ def planning_seconds(root: Path, shards: int) -> dict[str, Any]:
         raise SystemExit(f"error: {shlex.join(command)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
     totals = [int(line.split()[1]) for line in result.stdout.splitlines()
               if len(line.split()) == 2 and line.split()[0] == "total" and line.split()[1].isdigit()]
-    return {"shards": shards, "seconds": round(seconds, 2), "jobs": totals[-1] if totals else None}
+    return {"seconds": round(seconds, 2), "jobs": totals[-1] if totals else None}
 
 
 def stage_command(stage: str, count: int, root: Path) -> list[str]:
@@ -128,12 +137,14 @@ def run_stage(stage: str, count: int, root: Path) -> dict[str, Any]:
             "seconds_per_image": round(seconds / count, 5), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}
 
 
-def run_benchmark(images: Sequence[int], shards: Sequence[int], root: Path, only: str | None = None) -> dict[str, Any]:
+def run_benchmark(images: Sequence[int], shards: Sequence[int], root: Path, only: str | None = None,
+                  repeats: int = 3) -> dict[str, Any]:
     images = sorted(set(images))
     info = prepare_dataset(root, images)
-    planning = [planning_seconds(root, count) for count in shards] if only != "stages" else []
+    planning = [planning_seconds(root, count, repeats) for count in shards] if only != "stages" else []
     for row in planning:
-        print(f"[scale] planning {row['jobs']} jobs ({row['shards']} shards): {row['seconds']:.2f} s", flush=True)
+        print(f"[scale] planning {row['jobs']} jobs ({row['shards']} shards): median {row['seconds']:.2f} s, "
+              f"slowest {row['max_seconds']:.2f} s", flush=True)
     stages = []
     for count in (images if only != "planning" else []):
         for stage, _ in STAGES:
@@ -153,8 +164,8 @@ def run_benchmark(images: Sequence[int], shards: Sequence[int], root: Path, only
 
 
 def format_table(result: dict[str, Any]) -> str:
-    lines = ["| shards | jobs planned | `snakemake -n` seconds |", "|---:|---:|---:|"]
-    lines += [f"| {r['shards']} | {r['jobs']} | {r['seconds']:.2f} |" for r in result["planning"]]
+    lines = ["| shards | jobs planned | `snakemake -n` seconds (median) | slowest |", "|---:|---:|---:|---:|"]
+    lines += [f"| {r['shards']} | {r['jobs']} | {r['seconds']:.2f} | {r['max_seconds']:.2f} |" for r in result["planning"]]
     lines += ["", "| stage | images | seconds | s/image | marginal s/image | peak RSS MiB | RSS vs smaller |",
               "|---|---:|---:|---:|---:|---:|---:|"]
     for r in result["stages"]:
@@ -173,6 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the working folder")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--only", choices=["planning", "stages"], help="run one part (the dataset is made either way)")
+    parser.add_argument("--repeats", type=int, default=3, help="planning runs per shard count (median and slowest)")
     args = parser.parse_args(argv)
     if min(args.images) < 1 or min(args.shards) < 1:
         parser.error("--images and --shards take whole numbers of at least 1")
@@ -183,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         root = Path(scratch.name)
     root.mkdir(parents=True, exist_ok=True)
     try:
-        result = run_benchmark(args.images, args.shards, root.resolve(), args.only)
+        result = run_benchmark(args.images, args.shards, root.resolve(), args.only, args.repeats)
     finally:
         if scratch is not None and not args.keep:
             scratch.cleanup()

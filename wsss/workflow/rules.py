@@ -68,6 +68,7 @@ class StageRule:
     rule: str = ""
     #: one output file per image of the split, nothing learnt across images: may run as shards + a gather
     per_image: bool = False
+    _overrides: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def rule_name(self) -> str:
@@ -112,7 +113,14 @@ class StageRule:
         return lambda wildcards: shlex.join(self.gather_overrides(plan, wildcards))
 
     def gather_fingerprint(self, plan: Plan) -> Callable:
-        return lambda wildcards: planned_fingerprint("gather_shards", tuple(self.gather_overrides(plan, wildcards)))
+        """The gather's fingerprint: its three overrides are its whole config (``conf/gather_shards.yaml`` sets
+        nothing else), so they are hashed as they are, without a Hydra composition per gather while planning."""
+        from wsss.config import source_hash
+
+        def of(wildcards) -> str:
+            overrides = " ".join(self.gather_overrides(plan, wildcards))
+            return f"{hashlib.sha256(overrides.encode()).hexdigest()[:16]}-{source_hash('stages.gather_shards')}"
+        return of
 
     # ------------------------------------------------------------------ rule directives
     @property
@@ -186,11 +194,15 @@ class StageRule:
         return folders
 
     def overrides(self, plan: Plan, wildcards, shard: bool = False) -> list[str]:
-        """Every override of the job's command (see the module docstring), in order."""
-        values = {k: v for k, v in wildcards.items() if k != "shard"}
-        settings = list(self.settings(plan, values)) if self.settings else []
-        return (plan.base_overrides(self.name, values) + settings + self.folders(plan, wildcards, shard)
-                + plan.user_overrides(self.name, values))
+        """Every override of the job's command (see the module docstring), in order. Kept per job: Snakemake asks
+        for them twice (``params.hydra``, ``params.fingerprint``), for each of hundreds of shard jobs."""
+        key = (id(plan), tuple(sorted(wildcards.items())), shard)
+        if key not in self._overrides:
+            values = {k: v for k, v in wildcards.items() if k != "shard"}
+            settings = list(self.settings(plan, values)) if self.settings else []
+            self._overrides[key] = (plan.base_overrides(self.name, values) + settings
+                                    + self.folders(plan, wildcards, shard) + plan.user_overrides(self.name, values))
+        return list(self._overrides[key])
 
     def hydra(self, plan: Plan, shard: bool = False) -> Callable:
         return lambda wildcards: shlex.join(self.overrides(plan, wildcards, shard))
