@@ -261,6 +261,8 @@ def test_p2seg_plans_its_network_on_the_source_labels_then_its_instances_and_mas
 def test_coco_and_a_named_folder_are_planned_as_targets(tmp_path):
     coco = tmp_path / "coco"
     (coco / "annotations").mkdir(parents=True)
+    # the plan checks that the train split's annotation file is there (its contents are read by the stages)
+    (coco / "annotations" / "instances_train2017.json").write_text('{"images": [], "annotations": [], "categories": []}')
     result = dry_run("coco_image_pseudolabels", "--config", f"overrides=dataset.root={coco}")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "output: results/coco/image/psa/pseudolabels" in result.stdout
