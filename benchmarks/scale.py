@@ -105,8 +105,12 @@ def stage_command(stage: str, count: int, root: Path) -> list[str]:
 
     recipe = load_recipe(RECIPE)
     out = root / "out" / str(count)
-    overrides = [f"dataset=minivoc", f"dataset.root={root / 'data'}", "supervision=image", f"split=train{count}",
-                 "num_threads=1", "device=cpu", "seed=0", f"out_dir={out / stage}", *recipe.stage_overrides(stage)]
+    from wsss.workflow.plan import stage_has_supervision
+
+    overrides = ["dataset=minivoc", f"dataset.root={root / 'data'}", f"split=train{count}", "num_threads=1",
+                 "device=cpu", "seed=0", f"out_dir={out / stage}", *recipe.stage_overrides(stage)]
+    if stage_has_supervision(stage):
+        overrides.append("supervision=image")
     if stage == "make_seeds":
         overrides.append(f"seeds={recipe.seeds}")
     if stage in ("make_cam", "make_seeds", "refine_crf"):
