@@ -23,7 +23,9 @@ each count, single-threaded (``num_threads=1``, ``workers=1``), inputs from the 
 Per (stage, count): wall seconds of the process, ``seconds_per_image`` = wall / images, and
 ``marginal_seconds_per_image`` between counts (the slope, start-up excluded); ``peak_rss_mib`` of the process
 (``ru_maxrss`` of the reaped child). Linear cost: the per-image slope equals the per-image cost at the small
-count minus its start-up share; flat memory: the peak at 10,000 images close to that at 1,000.
+count minus its start-up share; flat memory: the peak at 10,000 images close to that at 1,000. Within one run,
+``first_fifth_s_per_image`` / ``last_fifth_s_per_image`` (from the stage's progress lines) compare the cost of the
+first and the last images: equal when nothing grows with the images done, whatever else loads the machine.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -123,6 +126,31 @@ def stage_command(stage: str, count: int, root: Path) -> list[str]:
     return [sys.executable, "-m", f"stages.{stage}", *overrides]
 
 
+_PROGRESS = re.compile(r"\] (\d+)/(\d+) images .* elapsed (?:(\d+)h)?(?:(\d+)m)?(\d+)s")
+
+
+def progress_rates(log: Path) -> dict[str, float] | None:
+    """Seconds per image over the first and the last fifth of a stage's run, from its progress lines
+    (``[stage] 1449/10000 images (14.5%) ... elapsed 1m41s``): equal when the cost per image does not grow with
+    the images already done (a steady machine load cancels out; start-up is outside both)."""
+    points = []
+    for line in log.read_text().splitlines():
+        match = _PROGRESS.search(line)
+        if match:
+            done, total, hours, minutes, seconds = (int(v or 0) for v in match.groups())
+            points.append((done, hours * 3600 + minutes * 60 + seconds, total))
+    if len(points) < 4:
+        return None
+    total = points[0][2]
+
+    def rate(lo: float, hi: float) -> float:
+        inside = [(n, t) for n, t, _ in points if lo * total <= n <= hi * total]
+        (n0, t0), (n1, t1) = inside[0], inside[-1]
+        return (t1 - t0) / max(n1 - n0, 1)
+
+    return {"first_fifth_s_per_image": round(rate(0.0, 0.2), 5), "last_fifth_s_per_image": round(rate(0.8, 1.0), 5)}
+
+
 def run_stage(stage: str, count: int, root: Path) -> dict[str, Any]:
     """Run one stage process; its wall seconds and peak resident set (the reaped child's ``ru_maxrss``)."""
     command = stage_command(stage, count, root)
@@ -138,7 +166,8 @@ def run_stage(stage: str, count: int, root: Path) -> dict[str, Any]:
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"error: {stage} on {count} images failed; see {log}")
     return {"stage": stage, "images": count, "seconds": round(seconds, 2),
-            "seconds_per_image": round(seconds / count, 5), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}
+            "seconds_per_image": round(seconds / count, 5), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+            **(progress_rates(log) or {})}
 
 
 def run_benchmark(images: Sequence[int], shards: Sequence[int], root: Path, only: str | None = None,
