@@ -143,12 +143,16 @@ def progress_rates(log: Path) -> dict[str, float] | None:
         return None
     total = points[0][2]
 
-    def rate(lo: float, hi: float) -> float:
+    def rate(lo: float, hi: float) -> float | None:
         inside = [(n, t) for n, t, _ in points if lo * total <= n <= hi * total]
+        if len(inside) < 3 or inside[-1][0] == inside[0][0]:
+            return None  # too short a run for a rate of its own (seconds are whole in the progress lines)
         (n0, t0), (n1, t1) = inside[0], inside[-1]
-        return (t1 - t0) / max(n1 - n0, 1)
+        return round((t1 - t0) / (n1 - n0), 5)
 
-    return {"first_fifth_s_per_image": round(rate(0.0, 0.2), 5), "last_fifth_s_per_image": round(rate(0.8, 1.0), 5)}
+    first, last = rate(0.0, 0.2), rate(0.8, 1.0)
+    return None if first is None or last is None else {"first_fifth_s_per_image": first,
+                                                        "last_fifth_s_per_image": last}
 
 
 def run_stage(stage: str, count: int, root: Path) -> dict[str, Any]:
