@@ -2,8 +2,8 @@
 
     python -m benchmarks.scale                                   # 10,000 images (1,000 of them as a second split)
     python -m benchmarks.scale --images 200 2000 --shards 1 16 64 --out results/benchmarks/scale_small.json
-    python -m benchmarks.scale --root /tmp/scale --keep          # keep (and reuse) the generated dataset
-    python -m benchmarks.scale --root /tmp/scale --keep --only planning   # (or --only stages) one part
+    python -m benchmarks.scale --root scratch/scale --keep          # keep (and reuse) the generated dataset
+    python -m benchmarks.scale --root scratch/scale --keep --only planning   # (or --only stages) one part
 
 Prints a table and writes one JSON (default ``results/benchmarks/scale.json``, atomically).
 
