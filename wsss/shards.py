@@ -31,7 +31,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from wsss.errors import WsssError
 from wsss.io import load_json, save_json
@@ -144,13 +144,14 @@ def read_manifests(shard_dirs: Sequence[str | Path]) -> list[dict[str, Any]]:
     return manifests
 
 
-def _rebuilt_beside(folder: Path) -> set[str]:
-    """Names of the files in a shard's ``folder`` that the gather rebuilds from the states beside them."""
+def _rebuilt_beside(folder: Path, read: Callable[[Path], Any]) -> set[str]:
+    """Names of the files in a shard's ``folder`` that the gather rebuilds from the states beside them (``read``:
+    the gather's json reader, which parses each file once)."""
     from wsss.instances.scoring import INSTANCE_STATE
 
     names = set(REBUILT) if (folder / SCORES_STATE).is_file() else set()
     if (folder / INSTANCE_STATE).is_file():
-        names.add(load_json(folder / INSTANCE_STATE)["metrics_file"])
+        names.add(read(folder / INSTANCE_STATE)["metrics_file"])
     return names
 
 
@@ -200,6 +201,13 @@ def gather_shards(shard_dirs: Sequence[str | Path], out_dir: str | Path) -> dict
                 grouped.setdefault(relative, []).append(path)
                 holders.setdefault(relative, set()).add(manifest["index"])
     rebuilt: dict[Path, set[str]] = {}
+    parsed: dict[Path, Any] = {}
+
+    def read(path: Path) -> Any:
+        if path not in parsed:
+            parsed[path] = load_json(path)
+        return parsed[path]
+
     merged = shared = 0
     for relative, copies in sorted(grouped.items()):
         name, target = relative.name, out / relative
@@ -208,14 +216,14 @@ def gather_shards(shard_dirs: Sequence[str | Path], out_dir: str | Path) -> dict
         if missing:  # a shard without images may lack a file (a folder its stage makes at the first image)
             raise WsssError(f"{relative}: missing in shard {missing[0]} of {len(shard_dirs)}, which has images")
         if copies[0].parent not in rebuilt:
-            rebuilt[copies[0].parent] = _rebuilt_beside(copies[0].parent)
+            rebuilt[copies[0].parent] = _rebuilt_beside(copies[0].parent, read)
         if name in rebuilt[copies[0].parent]:
             continue
         if name in REBUILT:
             raise WsssError(f"{where}: no {SCORES_STATE} beside it to rebuild it from (not a shard job's folder?)")
         if name == INSTANCE_STATE:
-            states = [load_json(path) for path in copies]
-            metrics_file = merge_counts([state.pop("metrics_file") for state in states], f"{where} metrics_file")
+            states = [read(path) for path in copies]  # an instance state holds every mask: parsed once
+            metrics_file = merge_counts([state["metrics_file"] for state in states], f"{where} metrics_file")
             merged_state = {**InstanceScorer.merge_states(states, where), "metrics_file": metrics_file}
             write_instance_metrics(target.parent, merged_state)
             merged += 1
